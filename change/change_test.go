@@ -1,0 +1,77 @@
+package change
+
+import (
+	"sort"
+	"testing"
+)
+
+func TestLSNRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		text string
+		lsn  LSN
+	}{
+		{"zero", "0/0", 0},
+		{"low", "0/16B3748", 0x16B3748},
+		{"high", "16/B374D848", 0x16B374D848},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseLSN(tc.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.lsn || got.String() != tc.text {
+				t.Fatalf("ParseLSN(%q) = %v (%d), want %d", tc.text, got, got, tc.lsn)
+			}
+		})
+	}
+	if _, err := ParseLSN("nonsense"); err == nil {
+		t.Fatal("ParseLSN(nonsense) succeeded")
+	}
+}
+
+func TestPositionStringsSortLikePositions(t *testing.T) {
+	ps := []Position{
+		{CommitLSN: 0x100, Index: 2},
+		{CommitLSN: 0xF, Index: 9},
+		{CommitLSN: 0x1_0000_0000, Index: 1},
+		{CommitLSN: 0x100, Index: 10},
+		{},
+	}
+	byValue := append([]Position(nil), ps...)
+	sort.Slice(byValue, func(i, j int) bool { return byValue[i].Compare(byValue[j]) < 0 })
+	byString := append([]Position(nil), ps...)
+	sort.Slice(byString, func(i, j int) bool { return byString[i].String() < byString[j].String() })
+	for i := range byValue {
+		if byValue[i] != byString[i] {
+			t.Fatalf("order differs at %d: by value %v, by string %v", i, byValue, byString)
+		}
+		back, err := ParsePosition(byValue[i].String())
+		if err != nil || back != byValue[i] {
+			t.Fatalf("ParsePosition(%q) = %v, %v", byValue[i].String(), back, err)
+		}
+	}
+}
+
+func TestOpCodes(t *testing.T) {
+	for _, s := range []string{"c", "u", "d", "r", "t"} {
+		op, err := ParseOp(s)
+		if err != nil || op.String() != s {
+			t.Fatalf("ParseOp(%q) = %v, %v", s, op, err)
+		}
+	}
+	if _, err := ParseOp("x"); err == nil {
+		t.Fatal("ParseOp(x) succeeded")
+	}
+}
+
+func TestSequenceRoundTrip(t *testing.T) {
+	s := SequenceFor(0x16B374D848, 0x16B374D000)
+	if s != `["97500059720","97500057600"]` {
+		t.Fatalf("SequenceFor = %s", s)
+	}
+	c, l, err := ParseSequence(s)
+	if err != nil || c != 0x16B374D848 || l != 0x16B374D000 {
+		t.Fatalf("ParseSequence = %v %v %v", c, l, err)
+	}
+}

@@ -1,0 +1,117 @@
+package change
+
+import "fmt"
+
+// Row holds a row's column values by column name. Values use these Go types,
+// whatever the wire format they travelled in:
+//
+//	smallint, integer        int32
+//	bigint                   int64
+//	real / double precision  float32 / float64
+//	numeric                  *big.Rat
+//	boolean                  bool
+//	text, varchar, char      string
+//	bytea                    []byte
+//	date                     time.Time (midnight UTC)
+//	timestamp, timestamptz   time.Time (UTC)
+//	uuid, json, jsonb        string
+//
+// A NULL column is present with a nil value.
+type Row map[string]any
+
+// Column describes one column of a captured table.
+type Column struct {
+	Name string
+	// Type is PostgreSQL's type name, e.g. "int4", "numeric", "timestamptz".
+	Type string
+	// OID is the type's object id in pg_type.
+	OID uint32
+	// TypeMod is the type modifier (atttypmod), -1 when there is none.
+	TypeMod int32
+	// Key marks the columns of the table's primary key (or replica identity).
+	Key      bool
+	Nullable bool
+}
+
+// Table describes a captured table: its name and its columns in order.
+type Table struct {
+	Schema  string
+	Name    string
+	Columns []Column
+}
+
+// KeyColumns returns the key columns in table order.
+func (t *Table) KeyColumns() []Column {
+	var key []Column
+	for _, c := range t.Columns {
+		if c.Key {
+			key = append(key, c)
+		}
+	}
+	return key
+}
+
+// String returns the qualified name, schema.table.
+func (t *Table) String() string { return t.Schema + "." + t.Name }
+
+// Source is the envelope's source block: where a change came from. Field
+// names and meanings are Debezium's (io.debezium.connector.postgresql.Source).
+type Source struct {
+	Version   string // cdcflow's version
+	Connector string // always "postgresql"
+	Name      string // the topic prefix (Debezium's logical server name)
+	TsMs      int64  // commit time in the source database, ms since the epoch
+	Snapshot  string // "true", "last" or "false"
+	DB        string
+	// Sequence is a JSON array of two decimal LSN strings: the commit LSN of
+	// the change's transaction and the LSN of the change itself.
+	Sequence string
+	TsUs     int64
+	TsNs     int64
+	Schema   string
+	Table    string
+	TxID     int64
+	LSN      LSN // the LSN of the change itself
+}
+
+// Transaction is the envelope's transaction block.
+type Transaction struct {
+	// ID is "<txId>:<commit LSN>", as Debezium forms it for PostgreSQL.
+	ID string
+	// TotalOrder is the change's 1-based index among all changes of its
+	// transaction; DataCollectionOrder its index among changes to its table.
+	TotalOrder          int64
+	DataCollectionOrder int64
+}
+
+// Event is one change to one row: a Debezium change envelope.
+type Event struct {
+	Op     Op
+	Before Row // nil for creates and reads; key columns only unless REPLICA IDENTITY FULL
+	After  Row // nil for deletes
+	Source Source
+	// Transaction is nil only for events that belong to no transaction.
+	Transaction *Transaction
+	TsMs        int64 // when cdcflow processed the change, ms since the epoch
+	// Position orders this change among all changes of its slot. It travels in
+	// source.sequence (the commit LSN) and transaction.total_order (the index).
+	Position Position
+}
+
+// TableName returns the qualified name of the changed table.
+func (e *Event) TableName() string { return e.Source.Schema + "." + e.Source.Table }
+
+// SequenceFor forms the source.sequence value for a change at lsn in a
+// transaction that commits at commit.
+func SequenceFor(commit, lsn LSN) string {
+	return fmt.Sprintf(`["%d","%d"]`, uint64(commit), uint64(lsn))
+}
+
+// ParseSequence parses a source.sequence value formed by [SequenceFor].
+func ParseSequence(s string) (commit, lsn LSN, err error) {
+	var c, l uint64
+	if _, err := fmt.Sscanf(s, `["%d","%d"]`, &c, &l); err != nil {
+		return 0, 0, fmt.Errorf("parse source.sequence %q: %w", s, err)
+	}
+	return LSN(c), LSN(l), nil
+}

@@ -1,0 +1,224 @@
+package serde
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/linkedin/goavro/v2"
+)
+
+// reader decodes Avro bodies written with one schema: a table's Key record or
+// its Envelope. It is built from the schema text alone, so a consumer reads
+// whatever schema version a record names.
+type reader struct {
+	codec    *goavro.Codec
+	row      *rowSchema // the Key record, or the envelope's Value record
+	envelope bool
+}
+
+func newReader(schema string) (*reader, error) {
+	codec, err := goavro.NewCodec(schema)
+	if err != nil {
+		return nil, fmt.Errorf("compile schema: %w", err)
+	}
+	var top map[string]any
+	if err := json.Unmarshal([]byte(schema), &top); err != nil {
+		return nil, fmt.Errorf("parse schema: %w", err)
+	}
+	r := &reader{codec: codec}
+	named := map[string]map[string]any{}
+	if name, _ := top["name"].(string); name == "Envelope" {
+		r.envelope = true
+		before := field(top, "before")
+		rec := recordIn(before)
+		if rec == nil {
+			return nil, fmt.Errorf("schema %s: field before is not [null, record]", fullName(top))
+		}
+		r.row, err = rowSchemaOf(rec, named)
+	} else {
+		r.row, err = rowSchemaOf(top, named)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func fullName(rec map[string]any) string {
+	name, _ := rec["name"].(string)
+	if ns, _ := rec["namespace"].(string); ns != "" {
+		return ns + "." + name
+	}
+	return name
+}
+
+func field(rec map[string]any, name string) any {
+	fields, _ := rec["fields"].([]any)
+	for _, f := range fields {
+		if fm, ok := f.(map[string]any); ok && fm["name"] == name {
+			return fm["type"]
+		}
+	}
+	return nil
+}
+
+// recordIn returns the record schema inside t, a record or ["null", record].
+func recordIn(t any) map[string]any {
+	switch x := t.(type) {
+	case map[string]any:
+		if x["type"] == "record" {
+			return x
+		}
+	case []any:
+		for _, m := range x {
+			if rec := recordIn(m); rec != nil {
+				return rec
+			}
+		}
+	}
+	return nil
+}
+
+func rowSchemaOf(rec map[string]any, named map[string]map[string]any) (*rowSchema, error) {
+	rs := &rowSchema{fullName: fullName(rec)}
+	fields, _ := rec["fields"].([]any)
+	for _, f := range fields {
+		fm, _ := f.(map[string]any)
+		name, _ := fm["name"].(string)
+		t, nullable := fm["type"], false
+		if u, ok := t.([]any); ok {
+			for _, m := range u {
+				if m == "null" {
+					nullable = true
+				} else {
+					t = m
+				}
+			}
+		}
+		ct, err := columnTypeFromSchema(t, named)
+		if err != nil {
+			return nil, fmt.Errorf("record %s field %s: %w", rs.fullName, name, err)
+		}
+		rs.fields = append(rs.fields, rowField{name: name, t: ct, nullable: nullable})
+	}
+	return rs, nil
+}
+
+// columnTypeFromSchema is the inverse of columnType.schema: it reads the Avro
+// type and Debezium's connect.name.
+func columnTypeFromSchema(t any, named map[string]map[string]any) (columnType, error) {
+	switch x := t.(type) {
+	case string:
+		switch x {
+		case "int":
+			return columnType{kind: kindInt}, nil
+		case "long":
+			return columnType{kind: kindLong}, nil
+		case "float":
+			return columnType{kind: kindFloat}, nil
+		case "double":
+			return columnType{kind: kindDouble}, nil
+		case "boolean":
+			return columnType{kind: kindBool}, nil
+		case "bytes":
+			return columnType{kind: kindBytes}, nil
+		case "string":
+			return columnType{kind: kindString}, nil
+		case connectVariableScale:
+			return columnType{kind: kindVariableDecimal}, nil
+		}
+		return columnType{}, fmt.Errorf("unsupported Avro type %q", x)
+	case map[string]any:
+		switch x["connect.name"] {
+		case connectDecimal:
+			scale, _ := x["scale"].(float64)
+			prec, _ := x["precision"].(float64)
+			return columnType{kind: kindDecimal, scale: int(scale), prec: int(prec)}, nil
+		case connectVariableScale:
+			return columnType{kind: kindVariableDecimal}, nil
+		case connectDate:
+			return columnType{kind: kindDate}, nil
+		case connectMicroTimestamp:
+			return columnType{kind: kindMicroTimestamp}, nil
+		case connectZonedTimestamp:
+			return columnType{kind: kindZonedTimestamp}, nil
+		case connectUUID:
+			return columnType{kind: kindUUID}, nil
+		case connectJSON:
+			return columnType{kind: kindJSON}, nil
+		}
+		if x["connect.type"] == "int16" {
+			return columnType{kind: kindInt16}, nil
+		}
+		return columnTypeFromSchema(x["type"], named)
+	}
+	return columnType{}, fmt.Errorf("unsupported Avro type %v", t)
+}
+
+// decodeKey decodes a Key record body.
+func (r *reader) decodeKey(body []byte) (change.Row, error) {
+	native, _, err := r.codec.NativeFromBinary(body)
+	if err != nil {
+		return nil, err
+	}
+	return r.row.decode(native)
+}
+
+// decodeEnvelope decodes an Envelope body.
+func (r *reader) decodeEnvelope(body []byte) (*change.Event, error) {
+	if !r.envelope {
+		return nil, fmt.Errorf("schema %s is not a change envelope", r.row.fullName)
+	}
+	native, _, err := r.codec.NativeFromBinary(body)
+	if err != nil {
+		return nil, err
+	}
+	m := native.(map[string]any)
+	ev := &change.Event{}
+	op, _ := m["op"].(string)
+	if ev.Op, err = change.ParseOp(op); err != nil {
+		return nil, err
+	}
+	if v := unwrapUnion(m["ts_ms"]); v != nil {
+		ev.TsMs = v.(int64)
+	}
+	for _, side := range []struct {
+		name string
+		dst  *change.Row
+	}{{"before", &ev.Before}, {"after", &ev.After}} {
+		if v := unwrapUnion(m[side.name]); v != nil {
+			if *side.dst, err = r.row.decode(v); err != nil {
+				return nil, fmt.Errorf("%s: %w", side.name, err)
+			}
+		}
+	}
+	src, _ := m["source"].(map[string]any)
+	str := func(k string) string { s, _ := unwrapUnion(src[k]).(string); return s }
+	long := func(k string) int64 { n, _ := unwrapUnion(src[k]).(int64); return n }
+	ev.Source = change.Source{
+		Version: str("version"), Connector: str("connector"), Name: str("name"),
+		TsMs: long("ts_ms"), Snapshot: str("snapshot"), DB: str("db"), Sequence: str("sequence"),
+		TsUs: long("ts_us"), TsNs: long("ts_ns"), Schema: str("schema"), Table: str("table"),
+		TxID: long("txId"), LSN: change.LSN(long("lsn")),
+	}
+	if tx, ok := unwrapUnion(m["transaction"]).(map[string]any); ok {
+		ev.Transaction = &change.Transaction{
+			ID:                  tx["id"].(string),
+			TotalOrder:          tx["total_order"].(int64),
+			DataCollectionOrder: tx["data_collection_order"].(int64),
+		}
+	}
+	if ev.Source.Sequence != "" && ev.Transaction != nil {
+		commit, _, err := change.ParseSequence(ev.Source.Sequence)
+		if err != nil {
+			return nil, err
+		}
+		if ev.Transaction.TotalOrder < 0 || ev.Transaction.TotalOrder > 1<<32-1 {
+			return nil, fmt.Errorf("transaction.total_order %s out of range", strconv.FormatInt(ev.Transaction.TotalOrder, 10))
+		}
+		ev.Position = change.Position{CommitLSN: commit, Index: uint32(ev.Transaction.TotalOrder)}
+	}
+	return ev, nil
+}

@@ -1,0 +1,167 @@
+package serde
+
+import (
+	"context"
+	"flag"
+	"math/big"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+func ordersTable() *change.Table {
+	return &change.Table{Schema: "public", Name: "orders", Columns: []change.Column{
+		{Name: "id", Type: "int8", Key: true},
+		{Name: "customer_id", Type: "int4"},
+		{Name: "status", Type: "text", Nullable: true},
+		{Name: "amount", Type: "numeric", TypeMod: (12<<16 | 2) + 4},
+		{Name: "qty", Type: "int2", Nullable: true},
+		{Name: "paid", Type: "bool", Nullable: true},
+		{Name: "ratio", Type: "numeric", TypeMod: -1, Nullable: true},
+		{Name: "created_at", Type: "timestamptz"},
+		{Name: "placed_local", Type: "timestamp", Nullable: true},
+		{Name: "due", Type: "date", Nullable: true},
+		{Name: "ref", Type: "uuid", Nullable: true},
+		{Name: "meta", Type: "jsonb", Nullable: true},
+		{Name: "photo", Type: "bytea", Nullable: true},
+		{Name: "weight", Type: "float8", Nullable: true},
+	}}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./serde -update to create it)", err)
+	}
+	if string(want) != got+"\n" {
+		t.Fatalf("%s differs from golden file:\ngot:  %s\nwant: %s", name, got, want)
+	}
+}
+
+func TestSchemasGolden(t *testing.T) {
+	ts, err := NewTableSchemas("shop", ordersTable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.Topic != "shop.public.orders" {
+		t.Fatalf("topic = %q", ts.Topic)
+	}
+	golden(t, "orders.key.avsc", ts.Key)
+	golden(t, "orders.envelope.avsc", ts.Envelope)
+}
+
+func TestNoKeyIsAnError(t *testing.T) {
+	tbl := &change.Table{Schema: "public", Name: "log", Columns: []change.Column{{Name: "line", Type: "text"}}}
+	if _, err := NewTableSchemas("shop", tbl); err == nil {
+		t.Fatal("a table without key columns got schemas")
+	}
+}
+
+func TestRoundTripThroughRegistry(t *testing.T) {
+	reg := srfake.New()
+	defer reg.Close()
+	client, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	enc, dec := NewEncoder(client, "shop"), NewDecoder(client)
+
+	created := time.Date(2026, 11, 21, 10, 30, 0, 123456000, time.UTC)
+	row := change.Row{
+		"id": int64(42), "customer_id": int32(7), "status": "paid",
+		"amount": big.NewRat(12345, 100), "qty": int32(3), "paid": true,
+		"ratio": big.NewRat(-1, 8), "created_at": created,
+		"placed_local": time.Date(2026, 11, 21, 11, 30, 0, 5000, time.UTC),
+		"due": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		"ref": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "meta": `{"gift": true}`,
+		"photo": []byte{0xde, 0xad}, "weight": 1.5,
+	}
+	before := change.Row{"id": int64(42), "customer_id": int32(7), "status": nil,
+		"amount": big.NewRat(100, 1), "qty": nil, "paid": nil, "ratio": nil, "created_at": created,
+		"placed_local": nil, "due": nil, "ref": nil, "meta": nil, "photo": nil, "weight": nil}
+	ev := &change.Event{
+		Op: change.OpUpdate, Before: before, After: row,
+		Source: change.Source{Version: "0.1.0", Connector: "postgresql", Name: "shop", TsMs: 1795000000000,
+			Snapshot: "false", DB: "cdcflow", Sequence: change.SequenceFor(0x3000, 0x2F00), TsUs: 1795000000000000,
+			TsNs: 1795000000000000000, Schema: "public", Table: "orders", TxID: 771, LSN: 0x2F00},
+		Transaction: &change.Transaction{ID: "771:12288", TotalOrder: 2, DataCollectionOrder: 1},
+		TsMs:        1795000000123,
+	}
+	enc1, err := enc.Encode(ctx, ordersTable(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc1.Topic != "shop.public.orders" {
+		t.Fatalf("topic = %s", enc1.Topic)
+	}
+	got, err := dec.DecodeEvent(ctx, enc1.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *ev
+	want.Position = change.Position{CommitLSN: 0x3000, Index: 2}
+	if !reflect.DeepEqual(got, &want) {
+		t.Fatalf("round trip differs:\ngot  %+v\nwant %+v", got, &want)
+	}
+	key, err := dec.DecodeKey(ctx, enc1.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(key, change.Row{"id": int64(42)}) {
+		t.Fatalf("key = %v", key)
+	}
+	tomb, err := enc.Tombstone(ctx, ordersTable(), &change.Event{Op: change.OpDelete, Before: before})
+	if err != nil || tomb.Value != nil || string(tomb.Key) != string(enc1.Key) {
+		t.Fatalf("tombstone = %+v, %v", tomb, err)
+	}
+	if ev, err := dec.DecodeEvent(ctx, nil); ev != nil || err != nil {
+		t.Fatalf("tombstone decodes to %v, %v", ev, err)
+	}
+}
+
+func TestDecodeErrorsNameTheProblem(t *testing.T) {
+	reg := srfake.New()
+	defer reg.Close()
+	client, _ := sr.NewClient(sr.URLs(reg.URL()))
+	dec := NewDecoder(client)
+	for _, tc := range []struct {
+		name  string
+		value []byte
+	}{
+		{"not wire format", []byte("{\"json\": true}")},
+		{"unknown schema id", AppendWire(nil, 999, []byte{0})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := dec.DecodeEvent(context.Background(), tc.value); err == nil {
+				t.Fatal("decoded garbage")
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+}
+
+func TestTwosComplement(t *testing.T) {
+	for _, n := range []int64{0, 1, -1, 127, 128, -128, -129, 255, 256, -32768, 1 << 40, -(1 << 40)} {
+		b := twosComplement(big.NewInt(n))
+		if got := fromTwosComplement(b); got.Int64() != n {
+			t.Fatalf("%d -> %x -> %d", n, b, got)
+		}
+	}
+}
