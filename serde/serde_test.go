@@ -88,8 +88,8 @@ func TestRoundTripThroughRegistry(t *testing.T) {
 		"amount": big.NewRat(12345, 100), "qty": int32(3), "paid": true,
 		"ratio": big.NewRat(-1, 8), "created_at": created,
 		"placed_local": time.Date(2026, 11, 21, 11, 30, 0, 5000, time.UTC),
-		"due": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
-		"ref": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "meta": `{"gift": true}`,
+		"due":          time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		"ref":          "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "meta": `{"gift": true}`,
 		"photo": []byte{0xde, 0xad}, "weight": 1.5,
 	}
 	before := change.Row{"id": int64(42), "customer_id": int32(7), "status": nil,
