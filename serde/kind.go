@@ -223,6 +223,33 @@ func (t columnType) toAvro(v any) (any, error) {
 	return nil, bad()
 }
 
+// fallback is the value Debezium writes for a required column whose value
+// the change did not carry: zero, the empty string, the epoch.
+func (t columnType) fallback() any {
+	switch t.kind {
+	case kindInt16, kindInt, kindDate:
+		return int32(0)
+	case kindLong, kindMicroTimestamp:
+		return int64(0)
+	case kindFloat:
+		return float32(0)
+	case kindDouble:
+		return float64(0)
+	case kindBool:
+		return false
+	case kindBytes:
+		return []byte{}
+	case kindDecimal:
+		return new(big.Rat)
+	case kindVariableDecimal:
+		return map[string]any{"scale": int32(0), "value": []byte{0}}
+	case kindZonedTimestamp:
+		return time.Unix(0, 0).UTC().Format(zonedLayout)
+	default:
+		return ""
+	}
+}
+
 // fromAvro converts goavro's native form for t back to a Row value.
 func (t columnType) fromAvro(v any) (any, error) {
 	switch t.kind {

@@ -86,10 +86,13 @@ func (rs *rowSchema) encode(row change.Row) (map[string]any, error) {
 		v, present := row[f.name]
 		if v == nil {
 			if !f.nullable {
-				if !present {
-					return nil, fmt.Errorf("column %q has no value", f.name)
+				if present {
+					return nil, fmt.Errorf("column %q is null but not nullable", f.name)
 				}
-				return nil, fmt.Errorf("column %q is null but not nullable", f.name)
+				// Not sent (a key-only before image): Debezium writes the
+				// type's fallback value into a required field.
+				out[avroName(f.name)] = f.t.fallback()
+				continue
 			}
 			out[avroName(f.name)] = nil
 			continue

@@ -165,3 +165,27 @@ func TestTwosComplement(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyOnlyBeforeImageGetsFallbacks(t *testing.T) {
+	ts, err := NewTableSchemas("shop", ordersTable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newReader(ts.Envelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := ts.EncodeEnvelope(&change.Event{Op: change.OpDelete, Before: change.Row{"id": int64(9)},
+		Source: change.Source{Snapshot: "false"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := r.decodeEnvelope(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Before["id"] != int64(9) || ev.Before["customer_id"] != int32(0) || ev.Before["status"] != nil ||
+		ev.Before["amount"].(*big.Rat).Sign() != 0 || !ev.Before["created_at"].(time.Time).Equal(time.Unix(0, 0)) {
+		t.Fatalf("before = %v", ev.Before)
+	}
+}

@@ -1,0 +1,318 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/serde"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Version is cdcflow's version, written to every envelope's source.version.
+const Version = "0.1.0"
+
+// Capture streams committed changes of the configured tables from PostgreSQL
+// to Kafka. Create it with [New] and start it with [Capture.Run].
+type Capture struct {
+	cfg   Config
+	kafka *kgo.Client
+	enc   *serde.Encoder
+	log   *slog.Logger
+
+	want      map[string]bool          // captured tables, schema.table
+	relations map[uint32]*change.Table // by relation id, as pgoutput announced them
+	topics    map[string]bool          // topics known to exist
+	dec       *decoder
+	db        string
+}
+
+// New returns a Capture that publishes through kafka, encoding with enc. The
+// Kafka client must be configured for producing (acks=all and idempotence are
+// franz-go's defaults). New validates cfg but connects to nothing.
+func New(cfg Config, kafka *kgo.Client, enc *serde.Encoder) (*Capture, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, t := range cfg.Tables {
+		schema, name, _ := splitTable(t)
+		want[schema+"."+name] = true
+	}
+	return &Capture{
+		cfg: cfg, kafka: kafka, enc: enc, log: cfg.Logger, want: want,
+		relations: map[uint32]*change.Table{}, topics: map[string]bool{}, dec: newDecoder(),
+	}, nil
+}
+
+// Run checks PostgreSQL and Kafka, makes sure the publication and the slot
+// exist, and streams changes until ctx ends or an error stops it. On return
+// every record produced so far was flushed and the slot confirmed up to the
+// last transaction Kafka acknowledged in full. Run returns nil when ctx ends.
+func (c *Capture) Run(ctx context.Context) error {
+	conn, err := connect(ctx, c.cfg.DSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := preflight(ctx, conn, c.cfg.Tables); err != nil {
+		return err
+	}
+	if err := c.pingKafka(ctx); err != nil {
+		return err
+	}
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&c.db); err != nil {
+		return fmt.Errorf("read database name: %w", err)
+	}
+	if err := ensurePublication(ctx, conn, c.cfg.Publication, c.cfg.Tables); err != nil {
+		return err
+	}
+	repl, err := connectReplication(ctx, c.cfg.DSN)
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.Background())
+	start, created, err := ensureSlot(ctx, conn, repl, c.cfg.Slot)
+	if err != nil {
+		return err
+	}
+	err = pglogrepl.StartReplication(ctx, repl, c.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", c.cfg.Publication)},
+	})
+	if err != nil {
+		return fmt.Errorf("start replication from slot %s: %w", c.cfg.Slot, err)
+	}
+	c.log.Info("capture streaming", "slot", c.cfg.Slot, "slot_created", created, "from", start.String(),
+		"publication", c.cfg.Publication, "tables", c.cfg.Tables, "topic_prefix", c.cfg.TopicPrefix)
+	return c.stream(ctx, conn, repl, start)
+}
+
+func (c *Capture) pingKafka(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := c.kafka.Ping(pctx); err != nil {
+		seeds, _ := c.kafka.OptValue(kgo.SeedBrokers).([]string)
+		return fmt.Errorf("Kafka unreachable at %v: %v; check --kafka-brokers and that Kafka is running", seeds, err)
+	}
+	return nil
+}
+
+// txState is the transaction being streamed.
+type txState struct {
+	xid      uint32
+	commit   change.LSN
+	time     time.Time
+	index    uint32
+	perTable map[string]int64
+	acks     *txAcks
+}
+
+func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, start change.LSN) error {
+	acks := newAcks(start)
+	var tx *txState
+	sent := start
+	nextStatus := time.Now().Add(c.cfg.StatusInterval)
+	for {
+		confirmed, produceErr := acks.state()
+		if produceErr != nil {
+			return fmt.Errorf("produce to Kafka: %w; the slot stays at %s, so a restart resends from there", produceErr, confirmed)
+		}
+		if ctx.Err() != nil {
+			return c.shutdown(repl, acks)
+		}
+		if !time.Now().Before(nextStatus) {
+			if err := sendStatus(ctx, repl, confirmed); err != nil {
+				return err
+			}
+			if confirmed != sent {
+				c.log.Debug("confirmed position", "lsn", confirmed.String())
+				sent = confirmed
+			}
+			nextStatus = time.Now().Add(c.cfg.StatusInterval)
+		}
+		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		raw, err := repl.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return c.shutdown(repl, acks)
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("receive from replication slot %s: %w", c.cfg.Slot, err)
+		}
+		switch msg := raw.(type) {
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication stream error: %s (SQLSTATE %s)", msg.Message, msg.Code)
+		case *pgproto3.CopyData:
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parse keepalive: %w", err)
+				}
+				if ka.ReplyRequested {
+					nextStatus = time.Time{}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parse XLogData: %w", err)
+				}
+				if tx, err = c.handle(ctx, conn, acks, tx, xld); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// shutdown flushes what was produced and confirms it before Run returns.
+func (c *Capture) shutdown(repl *pgconn.PgConn, acks *acks) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.kafka.Flush(ctx); err != nil {
+		c.log.Warn("flush on shutdown", "err", err)
+	}
+	confirmed, _ := acks.state()
+	if err := sendStatus(ctx, repl, confirmed); err != nil {
+		c.log.Warn("confirm position on shutdown", "err", err)
+	}
+	c.log.Info("capture stopped", "confirmed", confirmed.String())
+	return nil
+}
+
+func sendStatus(ctx context.Context, repl *pgconn.PgConn, lsn change.LSN) error {
+	p := pglogrepl.LSN(lsn)
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: p, WALFlushPosition: p, WALApplyPosition: p,
+	})
+	if err != nil {
+		return fmt.Errorf("send standby status: %w", err)
+	}
+	return nil
+}
+
+func (c *Capture) handle(ctx context.Context, conn *pgx.Conn, acks *acks, tx *txState, xld pglogrepl.XLogData) (*txState, error) {
+	msg, err := pglogrepl.Parse(xld.WALData)
+	if err != nil {
+		return tx, fmt.Errorf("parse pgoutput message at %s: %w", xld.WALStart, err)
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.RelationMessage:
+		cols, err := relationColumns(ctx, conn, m)
+		if err != nil {
+			return tx, err
+		}
+		c.relations[m.RelationID] = &change.Table{Schema: m.Namespace, Name: m.RelationName, Columns: cols}
+	case *pglogrepl.BeginMessage:
+		return &txState{xid: m.Xid, commit: change.LSN(m.FinalLSN), time: m.CommitTime,
+			perTable: map[string]int64{}, acks: acks.begin()}, nil
+	case *pglogrepl.CommitMessage:
+		if tx == nil {
+			return nil, fmt.Errorf("commit at %s without a transaction", m.CommitLSN)
+		}
+		acks.commit(tx.acks, change.LSN(m.TransactionEndLSN))
+		return nil, nil
+	case *pglogrepl.InsertMessage:
+		return tx, c.change(ctx, acks, tx, xld, m.RelationID, change.OpCreate, nil, 0, m.Tuple)
+	case *pglogrepl.UpdateMessage:
+		return tx, c.change(ctx, acks, tx, xld, m.RelationID, change.OpUpdate, m.OldTuple, m.OldTupleType, m.NewTuple)
+	case *pglogrepl.DeleteMessage:
+		return tx, c.change(ctx, acks, tx, xld, m.RelationID, change.OpDelete, m.OldTuple, m.OldTupleType, nil)
+	}
+	return tx, nil
+}
+
+func (c *Capture) change(ctx context.Context, acks *acks, tx *txState, xld pglogrepl.XLogData, relID uint32, op change.Op,
+	oldTuple *pglogrepl.TupleData, oldType uint8, newTuple *pglogrepl.TupleData) error {
+	if tx == nil {
+		return fmt.Errorf("change at %s outside a transaction", xld.WALStart)
+	}
+	t, ok := c.relations[relID]
+	if !ok {
+		return fmt.Errorf("change at %s to relation %d that pgoutput never described", xld.WALStart, relID)
+	}
+	if !c.want[t.String()] {
+		return nil // published, but not captured by this configuration
+	}
+	ev := &change.Event{Op: op}
+	var err error
+	if ev.After, err = c.dec.row(t, newTuple); err != nil {
+		return err
+	}
+	switch oldType {
+	case pglogrepl.UpdateMessageTupleTypeOld:
+		ev.Before, err = c.dec.row(t, oldTuple)
+	case pglogrepl.UpdateMessageTupleTypeKey:
+		ev.Before, err = c.dec.keyRow(t, oldTuple)
+	}
+	if err != nil {
+		return err
+	}
+	tx.index++
+	tx.perTable[t.String()]++
+	lsn := change.LSN(xld.WALStart)
+	ev.Source = change.Source{
+		Version: Version, Connector: "postgresql", Name: c.cfg.TopicPrefix,
+		TsMs: tx.time.UnixMilli(), Snapshot: "false", DB: c.db,
+		Sequence: change.SequenceFor(tx.commit, lsn), TsUs: tx.time.UnixMicro(), TsNs: tx.time.UnixNano(),
+		Schema: t.Schema, Table: t.Name, TxID: int64(tx.xid), LSN: lsn,
+	}
+	ev.Transaction = &change.Transaction{
+		ID:         fmt.Sprintf("%d:%d", tx.xid, uint64(tx.commit)),
+		TotalOrder: int64(tx.index), DataCollectionOrder: tx.perTable[t.String()],
+	}
+	ev.TsMs = time.Now().UnixMilli()
+	ev.Position = change.Position{CommitLSN: tx.commit, Index: tx.index}
+
+	rec, err := c.enc.Encode(ctx, t, ev)
+	if err != nil {
+		return fmt.Errorf("encode change at %s to %s: %w", lsn, t, err)
+	}
+	if err := c.ensureTopic(ctx, rec.Topic); err != nil {
+		return err
+	}
+	records := []serde.Encoded{rec}
+	if op == change.OpDelete {
+		tomb, err := c.enc.Tombstone(ctx, t, ev)
+		if err != nil {
+			return fmt.Errorf("encode tombstone at %s to %s: %w", lsn, t, err)
+		}
+		records = append(records, tomb)
+	}
+	for _, r := range records {
+		acks.produced(tx.acks)
+		c.kafka.Produce(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value},
+			func(_ *kgo.Record, err error) { acks.acked(tx.acks, err) })
+	}
+	return nil
+}
+
+// ensureTopic creates topic with the broker's default partitions and
+// replication unless it exists.
+func (c *Capture) ensureTopic(ctx context.Context, topic string) error {
+	if c.topics[topic] {
+		return nil
+	}
+	resp, err := kadm.NewClient(c.kafka).CreateTopic(ctx, -1, -1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	c.topics[topic] = true
+	return nil
+}

@@ -1,0 +1,222 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// connect opens the ordinary connection capture uses for its checks and
+// catalog lookups. The error names the server, never the password.
+func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL DSN is malformed (%v); use postgres://user:password@host:port/db", redactErr(err))
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL unreachable at %s: %v; check --pg-dsn and that PostgreSQL is running", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)), rootCause(err))
+	}
+	return conn, nil
+}
+
+// connectReplication opens a logical replication connection.
+func connectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL DSN is malformed (%v); use postgres://user:password@host:port/db", redactErr(err))
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	cfg.RuntimeParams["timezone"] = "UTC"
+	cfg.RuntimeParams["datestyle"] = "ISO"
+	cfg.RuntimeParams["bytea_output"] = "hex"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			return nil, fmt.Errorf("PostgreSQL refused a replication connection for user %s: %s; grant it with ALTER ROLE %s WITH REPLICATION", cfg.User, pgErr.Message, cfg.User)
+		}
+		return nil, fmt.Errorf("open replication connection to %s: %v; check pg_hba.conf allows replication connections for user %s", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)), rootCause(err), cfg.User)
+	}
+	return conn, nil
+}
+
+// rootCause returns the innermost error message, which names the actual
+// failure (connection refused, password authentication failed, ...).
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}
+
+// redactErr hides anything that looks like a DSN password in err's text.
+func redactErr(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "://"); i >= 0 {
+		if at := strings.Index(s[i:], "@"); at >= 0 {
+			if colon := strings.Index(s[i+3:i+at], ":"); colon >= 0 {
+				s = s[:i+3+colon+1] + "xxxxx" + s[i+at:]
+			}
+		}
+	}
+	return s
+}
+
+// preflight checks what capture needs from PostgreSQL and says how to fix
+// what is missing.
+func preflight(ctx context.Context, conn *pgx.Conn, tables []string) error {
+	var walLevel string
+	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
+		return fmt.Errorf("read wal_level: %w", err)
+	}
+	if walLevel != "logical" {
+		return fmt.Errorf("wal_level is %s; set wal_level=logical (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL", walLevel)
+	}
+	var errs []error
+	for _, t := range tables {
+		schema, name, _ := splitTable(t)
+		var ident string
+		var hasPK bool
+		err := conn.QueryRow(ctx, `
+			SELECT c.relreplident::text,
+			       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&ident, &hasPK)
+		if errors.Is(err, pgx.ErrNoRows) {
+			errs = append(errs, fmt.Errorf("table %s.%s does not exist; create it or remove it from --tables", schema, name))
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("inspect table %s.%s: %w", schema, name, err)
+		}
+		switch {
+		case ident == "n":
+			errs = append(errs, fmt.Errorf("table %s.%s has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be captured; run ALTER TABLE %s.%s REPLICA IDENTITY DEFAULT (or FULL)", schema, name, schema, name))
+		case ident == "i":
+		case !hasPK:
+			errs = append(errs, fmt.Errorf("table %s.%s has no primary key or replica identity index, so its changes have no key; add a primary key, or run ALTER TABLE %s.%s REPLICA IDENTITY USING INDEX <unique index>", schema, name, schema, name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ensurePublication creates the publication, or adds the tables it lacks.
+func ensurePublication(ctx context.Context, conn *pgx.Conn, publication string, tables []string) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", publication).Scan(&exists); err != nil {
+		return fmt.Errorf("look up publication %s: %w", publication, err)
+	}
+	have := map[string]bool{}
+	if exists {
+		rows, err := conn.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1", publication)
+		if err != nil {
+			return fmt.Errorf("list tables of publication %s: %w", publication, err)
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("list tables of publication %s: %w", publication, err)
+		}
+		for _, n := range names {
+			have[n] = true
+		}
+	}
+	var missing []string
+	for _, t := range tables {
+		schema, name, _ := splitTable(t)
+		if !have[schema+"."+name] {
+			missing = append(missing, pgx.Identifier{schema, name}.Sanitize())
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	stmt := fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", pgx.Identifier{publication}.Sanitize(), strings.Join(missing, ", "))
+	if !exists {
+		stmt = fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s", pgx.Identifier{publication}.Sanitize(), strings.Join(missing, ", "))
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("%s: %w; the user needs to own the tables (or be superuser) to publish them", stmt, err)
+	}
+	return nil
+}
+
+// ensureSlot returns the slot's confirmed position, creating the slot first
+// if it does not exist.
+func ensureSlot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, slot string) (change.LSN, bool, error) {
+	var plugin string
+	var confirmed *string
+	err := conn.QueryRow(ctx, `SELECT plugin, confirmed_flush_lsn::text FROM pg_replication_slots
+		WHERE slot_name = $1 AND database = current_database()`, slot).Scan(&plugin, &confirmed)
+	if err == nil {
+		if plugin != "pgoutput" {
+			return 0, false, fmt.Errorf("replication slot %s uses plugin %s; capture needs pgoutput: drop the slot or set --slot to another name", slot, plugin)
+		}
+		if confirmed == nil {
+			return 0, false, nil
+		}
+		lsn, err := change.ParseLSN(*confirmed)
+		return lsn, false, err
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, fmt.Errorf("look up replication slot %s: %w", slot, err)
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication})
+	if err != nil {
+		return 0, false, fmt.Errorf("create replication slot %s: %w; check max_replication_slots and that the user has REPLICATION", slot, err)
+	}
+	lsn, err := change.ParseLSN(res.ConsistentPoint)
+	return lsn, true, err
+}
+
+// relationColumns reads what a pgoutput Relation message lacks from the
+// catalog: type names, nullability and which columns form the key.
+func relationColumns(ctx context.Context, conn *pgx.Conn, rel *pglogrepl.RelationMessage) ([]change.Column, error) {
+	rows, err := conn.Query(ctx, `
+		SELECT a.attname, NOT a.attnotnull,
+		       COALESCE(a.attnum = ANY ((SELECT i.indkey FROM pg_index i
+		                 WHERE i.indrelid = a.attrelid AND (i.indisprimary OR i.indisreplident)
+		                 ORDER BY i.indisprimary DESC LIMIT 1)::int2[]), false)
+		FROM pg_attribute a
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`, rel.RelationID)
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s.%s: %w", rel.Namespace, rel.RelationName, err)
+	}
+	type attr struct{ nullable, key bool }
+	attrs := map[string]attr{}
+	for rows.Next() {
+		var name string
+		var a attr
+		if err := rows.Scan(&name, &a.nullable, &a.key); err != nil {
+			return nil, err
+		}
+		attrs[name] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read columns of %s.%s: %w", rel.Namespace, rel.RelationName, err)
+	}
+	cols := make([]change.Column, len(rel.Columns))
+	for i, rc := range rel.Columns {
+		var typ string
+		if err := conn.QueryRow(ctx, "SELECT typname FROM pg_type WHERE oid = $1", rc.DataType).Scan(&typ); err != nil {
+			return nil, fmt.Errorf("look up type %d of %s.%s.%s: %w", rc.DataType, rel.Namespace, rel.RelationName, rc.Name, err)
+		}
+		a, ok := attrs[rc.Name]
+		if !ok { // dropped since: keep what the relation message says
+			a = attr{nullable: true, key: rc.Flags&1 != 0}
+		}
+		cols[i] = change.Column{Name: rc.Name, Type: typ, OID: rc.DataType, TypeMod: rc.TypeModifier, Key: a.key, Nullable: a.nullable && !a.key}
+	}
+	return cols, nil
+}
