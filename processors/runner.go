@@ -1,0 +1,240 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/serde"
+	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"github.com/redis/go-redis/v9"
+)
+
+// Config configures a [Processor]. Brokers, Decoder and Redis are required.
+type Config struct {
+	// Brokers are the Kafka bootstrap servers.
+	Brokers []string
+	// Decoder decodes the change envelopes (and keys) the topology reads.
+	Decoder *serde.Decoder
+	// Redis receives the metrics.
+	Redis redis.UniversalClient
+	// KeyPrefix prefixes every Redis key. Default "cdcflow".
+	KeyPrefix string
+	// Replication is the replication factor of the state (group table)
+	// topics goka creates. Default 1; use 3 on a production cluster.
+	Replication int
+	// StateDir keeps group-table state on disk (LevelDB). Empty keeps it in
+	// memory, recovered from the table topic on every start.
+	StateDir string
+	// RetryTimeout bounds how long a failing Redis write is retried before
+	// the processor stops with the error (the change is not committed, so it
+	// is processed again on restart). Default 1m.
+	RetryTimeout time.Duration
+	// Logger receives the processor's log lines. Default: discard.
+	Logger *slog.Logger
+	// GokaOptions are passed to goka last, e.g. goka.WithTester to run the
+	// topology against goka's in-memory tester.
+	GokaOptions []goka.ProcessorOption
+}
+
+func (c *Config) setDefaults() {
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "cdcflow"
+	}
+	if c.Replication == 0 {
+		c.Replication = 1
+	}
+	if c.RetryTimeout == 0 {
+		c.RetryTimeout = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no Kafka brokers: set --kafka-brokers (CDCFLOW_KAFKA_BROKERS)"))
+	}
+	if c.Decoder == nil {
+		errs = append(errs, errors.New("no envelope decoder: a schema registry is required"))
+	}
+	if c.Redis == nil {
+		errs = append(errs, errors.New("no Redis client: set --redis-addr (CDCFLOW_REDIS_ADDR)"))
+	}
+	if c.Replication < 1 {
+		errs = append(errs, fmt.Errorf("replication factor %d is below 1", c.Replication))
+	}
+	return errors.Join(errs...)
+}
+
+// Processor runs one topology on goka: one consumer group named after the
+// topology, one input per node, one group table holding per-row state.
+type Processor struct {
+	topo    *topologies.Topology
+	cfg     Config
+	metrics *RedisMetrics
+	goka    *goka.Processor
+}
+
+// NewProcessor validates topo and cfg and builds the goka processor. It
+// connects to nothing until Run.
+func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
+	cfg.setDefaults()
+	if err := errors.Join(topo.Validate(), cfg.Validate()); err != nil {
+		return nil, err
+	}
+	p := &Processor{topo: topo, cfg: cfg, metrics: NewRedisMetrics(cfg.Redis, cfg.KeyPrefix)}
+
+	edges := []goka.Edge{goka.Persist(metricStateCodec{})}
+	codec := serde.EventCodec{Decoder: cfg.Decoder}
+	for _, n := range topo.Nodes {
+		switch n := n.(type) {
+		case *topologies.MetricsNode:
+			edges = append(edges, goka.Input(goka.Stream(n.Input()), codec, p.metricsCallback(n)))
+		default:
+			return nil, fmt.Errorf("topology %s: node kind %T is not supported", topo.Name, n)
+		}
+	}
+	graph := goka.DefineGroup(goka.Group(topo.Name), edges...)
+	if err := graph.Validate(); err != nil {
+		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
+	}
+
+	sc := SaramaConfig()
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = cfg.Replication
+	tmc.Stream.Replication = cfg.Replication
+	store := storage.MemoryBuilder()
+	if cfg.StateDir != "" {
+		store = storage.DefaultBuilder(cfg.StateDir)
+	}
+	opts := append([]goka.ProcessorOption{
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, tmc)),
+		goka.WithStorageBuilder(store),
+		goka.WithLogger(gokaLogger{cfg.Logger}),
+	}, cfg.GokaOptions...)
+	proc, err := goka.NewProcessor(cfg.Brokers, graph, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("build processor for topology %s: %w", topo.Name, err)
+	}
+	p.goka = proc
+	return p, nil
+}
+
+// SaramaConfig is the Kafka client configuration cdcflow's processors use:
+// read_committed (so aborted capture transactions are never seen), change
+// topics read from the beginning by a new group, acks from all replicas.
+func SaramaConfig() *sarama.Config {
+	sc := goka.DefaultConfig()
+	sc.Version = sarama.V3_6_0_0
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	return sc
+}
+
+// Run runs the processor until ctx ends or it fails. It returns nil when ctx
+// ends.
+func (p *Processor) Run(ctx context.Context) error {
+	p.cfg.Logger.Info("processor running", "topology", p.topo.Name)
+	err := p.goka.Run(ctx)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("topology %s: %w", p.topo.Name, err)
+	}
+	return nil
+}
+
+// Metrics returns the Redis sink, to read series back.
+func (p *Processor) Metrics() *RedisMetrics { return p.metrics }
+
+func (p *Processor) metricsCallback(node *topologies.MetricsNode) goka.ProcessCallback {
+	return func(gctx goka.Context, msg any) {
+		ev, ok := msg.(*change.Event)
+		if !ok || ev == nil {
+			return
+		}
+		prev, _ := gctx.Value().(*metricState)
+		next, deltas, skip, err := metricStep(node, prev, ev)
+		if err != nil {
+			gctx.Fail(fmt.Errorf("measure change at %s of %s: %w", ev.Position, ev.TableName(), err))
+		}
+		if skip {
+			p.cfg.Logger.Debug("skip change already applied", "topic", node.Input(), "position", ev.Position.String())
+			return
+		}
+		ctx := gctx.Context()
+		row, err := p.rowIdentity(ctx, node.Input(), gctx.Key())
+		if err != nil {
+			gctx.Fail(err)
+		}
+		if _, err := p.applyWithRetry(ctx, row, ev.Position, deltas); err != nil {
+			gctx.Fail(err)
+		}
+		gctx.SetValue(next)
+	}
+}
+
+// rowIdentity names a row independently of the key's schema id: the topic and
+// the key columns in name order.
+func (p *Processor) rowIdentity(ctx context.Context, topic, key string) (string, error) {
+	row, err := p.cfg.Decoder.DecodeKey(ctx, []byte(key))
+	if err != nil {
+		return "", fmt.Errorf("decode key on %s: %w", topic, err)
+	}
+	names := make([]string, 0, len(row))
+	for n := range row {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString(topic)
+	for _, n := range names {
+		fmt.Fprintf(&b, "|%s=%v", n, row[n])
+	}
+	return b.String(), nil
+}
+
+func (p *Processor) applyWithRetry(ctx context.Context, row string, pos change.Position, deltas []topologies.Sample) (bool, error) {
+	deadline := time.Now().Add(p.cfg.RetryTimeout)
+	backoff := 100 * time.Millisecond
+	for {
+		applied, err := p.metrics.Apply(ctx, p.topo.Name, row, pos, deltas)
+		if err == nil {
+			return applied, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false, err
+		}
+		p.cfg.Logger.Warn("redis write failed; retrying", "err", err, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false, err
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// gokaLogger sends goka's log lines to slog at debug level.
+type gokaLogger struct{ l *slog.Logger }
+
+func (g gokaLogger) Print(v ...any)                 { g.l.Debug(fmt.Sprint(v...)) }
+func (g gokaLogger) Println(v ...any)               { g.l.Debug(strings.TrimSuffix(fmt.Sprintln(v...), "\n")) }
+func (g gokaLogger) Printf(format string, v ...any) { g.l.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,117 @@
+package topologies
+
+import (
+	"fmt"
+	"math/big"
+	"reflect"
+	"strings"
+
+	"unicode"
+
+	"github.com/cdcflow/cdcflow/change"
+)
+
+// rowDecoder fills a T from a change.Row. Fields map to columns by their
+// `cdc:"column"` tag, or by their name in snake_case; `cdc:"-"` skips a
+// field. A pointer field takes NULL as nil; a non-pointer field takes NULL as
+// its zero value.
+type rowDecoder[T any] struct {
+	fields []rowField
+}
+
+type rowField struct {
+	index  int
+	column string
+}
+
+var (
+	ratType = reflect.TypeOf((*big.Rat)(nil))
+)
+
+func newRowDecoder[T any]() (*rowDecoder[T], error) {
+	t := reflect.TypeFor[T]()
+	if t.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("row type %s is not a struct", t)
+	}
+	d := &rowDecoder[T]{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		col := f.Tag.Get("cdc")
+		if col == "-" {
+			continue
+		}
+		if col == "" {
+			col = snake(f.Name)
+		}
+		d.fields = append(d.fields, rowField{index: i, column: col})
+	}
+	return d, nil
+}
+
+// decode converts row to a T. A column missing from the row leaves its field
+// at the zero value.
+func (d *rowDecoder[T]) decode(row change.Row) (T, error) {
+	var out T
+	v := reflect.ValueOf(&out).Elem()
+	for _, f := range d.fields {
+		x, ok := row[f.column]
+		if !ok || x == nil {
+			continue
+		}
+		if err := assign(v.Field(f.index), x); err != nil {
+			return out, fmt.Errorf("column %s into field %s: %w", f.column, v.Type().Field(f.index).Name, err)
+		}
+	}
+	return out, nil
+}
+
+func assign(dst reflect.Value, x any) error {
+	if dst.Kind() == reflect.Pointer && dst.Type() != ratType {
+		p := reflect.New(dst.Type().Elem())
+		if err := assign(p.Elem(), x); err != nil {
+			return err
+		}
+		dst.Set(p)
+		return nil
+	}
+	src := reflect.ValueOf(x)
+	switch {
+	case src.Type().AssignableTo(dst.Type()):
+		dst.Set(src)
+	case dst.Type() == ratType:
+		return fmt.Errorf("cannot assign %T to *big.Rat", x)
+	case src.CanInt() && dst.CanInt():
+		if dst.OverflowInt(src.Int()) {
+			return fmt.Errorf("%d overflows %s", src.Int(), dst.Type())
+		}
+		dst.SetInt(src.Int())
+	case src.CanFloat() && dst.CanFloat():
+		dst.SetFloat(src.Float())
+	case src.Type() == ratType && dst.CanFloat():
+		f, _ := x.(*big.Rat).Float64()
+		dst.SetFloat(f)
+	case src.Kind() == reflect.String && dst.Kind() == reflect.String:
+		dst.SetString(src.String())
+	default:
+		return fmt.Errorf("cannot assign %T to %s", x, dst.Type())
+	}
+	return nil
+}
+
+func snake(s string) string {
+	var b strings.Builder
+	rs := []rune(s)
+	for i, r := range rs {
+		if unicode.IsUpper(r) {
+			if i > 0 && (unicode.IsLower(rs[i-1]) || i+1 < len(rs) && unicode.IsLower(rs[i+1])) {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -1,0 +1,155 @@
+package topologies
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/cdcflow/cdcflow/change"
+)
+
+// Table is a captured table read as rows of type T. Its topic is the one
+// capture writes: <prefix>.<schema>.<table>.
+type Table[T any] struct {
+	Topic string
+}
+
+// TableOf declares the captured table schema.table under topic prefix prefix,
+// read as rows of type T. Struct fields map to columns by their
+// `cdc:"column"` tag, or by their name in snake_case; `cdc:"-"` skips a
+// field. A pointer field reads NULL as nil.
+func TableOf[T any](prefix, schema, table string) Table[T] {
+	return Table[T]{Topic: prefix + "." + schema + "." + table}
+}
+
+// Change is a change to a row of type T.
+type Change[T any] struct {
+	Op       change.Op
+	Before   *T // nil for creates and snapshot reads
+	After    *T // nil for deletes
+	Position change.Position
+	Source   change.Source
+}
+
+// Sample is one row's contribution to a metric: Value counts towards the
+// Bucket of the Series, e.g. {"revenue_cents_per_day", "2026-11-21", 4250}.
+type Sample struct {
+	Series string
+	Bucket string
+	Value  int64
+}
+
+// Node is one step of a topology. The node constructors of this package
+// ([Metrics]) are its only implementations.
+type Node interface {
+	// Input is the topic the node reads.
+	Input() string
+	describe() string
+	validate() error
+}
+
+// MetricsNode keeps metrics over a table's current rows. Build it with
+// [Metrics].
+type MetricsNode struct {
+	input   string
+	decode  func(change.Row) (any, error)
+	measure func(any) []Sample
+	rowType string
+	err     error
+}
+
+// Metrics declares metrics over the current rows of table: measure tells what
+// one row contributes. When a row is inserted, updated or deleted, the
+// metrics move by the difference between what its new and its previous
+// version contribute, so they always equal measure summed over the table.
+// measure must be a pure function of the row.
+func Metrics[T any](table Table[T], measure func(T) []Sample) *MetricsNode {
+	n := &MetricsNode{input: table.Topic, rowType: fmt.Sprintf("%T", *new(T))}
+	dec, err := newRowDecoder[T]()
+	if err != nil {
+		n.err = err
+		return n
+	}
+	if measure == nil {
+		n.err = errors.New("measure function is nil")
+		return n
+	}
+	n.decode = func(r change.Row) (any, error) { return dec.decode(r) }
+	n.measure = func(row any) []Sample { return measure(row.(T)) }
+	return n
+}
+
+// Input returns the topic the node reads.
+func (n *MetricsNode) Input() string { return n.input }
+
+func (n *MetricsNode) describe() string {
+	return fmt.Sprintf("metrics over %s (rows as %s)", n.input, n.rowType)
+}
+
+func (n *MetricsNode) validate() error {
+	if n.err != nil {
+		return fmt.Errorf("metrics over %s: %w", n.input, n.err)
+	}
+	return nil
+}
+
+// Measure returns what row, a Row of the node's table, contributes. A nil row
+// (a deleted one) contributes nothing.
+func (n *MetricsNode) Measure(row change.Row) ([]Sample, error) {
+	if row == nil {
+		return nil, nil
+	}
+	v, err := n.decode(row)
+	if err != nil {
+		return nil, err
+	}
+	return n.measure(v), nil
+}
+
+// Topology is a named set of nodes: the unit a processor binary runs, and
+// the name of its consumer group and state. It is a plain value: building
+// one does no I/O.
+type Topology struct {
+	Name  string
+	Nodes []Node
+}
+
+// New declares a topology.
+func New(name string, nodes ...Node) *Topology {
+	return &Topology{Name: name, Nodes: nodes}
+}
+
+var topologyName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
+// Validate reports every mistake in t at once.
+func (t *Topology) Validate() error {
+	var errs []error
+	if !topologyName.MatchString(t.Name) {
+		errs = append(errs, fmt.Errorf("topology name %q: use lower-case letters, digits and '-', starting with a letter", t.Name))
+	}
+	if len(t.Nodes) == 0 {
+		errs = append(errs, fmt.Errorf("topology %s has no nodes", t.Name))
+	}
+	inputs := map[string]bool{}
+	for _, n := range t.Nodes {
+		if err := n.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("topology %s: %w", t.Name, err))
+		}
+		if inputs[n.Input()] {
+			errs = append(errs, fmt.Errorf("topology %s reads %s twice; one node per input topic", t.Name, n.Input()))
+		}
+		inputs[n.Input()] = true
+	}
+	return errors.Join(errs...)
+}
+
+// String describes the topology, one line per node.
+func (t *Topology) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "topology %s\n", t.Name)
+	for _, n := range t.Nodes {
+		fmt.Fprintf(&b, "  %s\n", n.describe())
+	}
+	return b.String()
+}
