@@ -34,6 +34,7 @@ type Capture struct {
 	topics    map[string]bool          // topics known to exist
 	dec       *decoder
 	db        string
+	streaming chan struct{} // closed once replication started
 }
 
 // New returns a Capture that publishes through kafka, encoding with enc. The
@@ -52,6 +53,7 @@ func New(cfg Config, kafka *kgo.Client, enc *serde.Encoder) (*Capture, error) {
 	return &Capture{
 		cfg: cfg, kafka: kafka, enc: enc, log: cfg.Logger, want: want,
 		relations: map[uint32]*change.Table{}, topics: map[string]bool{}, dec: newDecoder(),
+		streaming: make(chan struct{}),
 	}, nil
 }
 
@@ -92,10 +94,16 @@ func (c *Capture) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start replication from slot %s: %w", c.cfg.Slot, err)
 	}
+	close(c.streaming)
 	c.log.Info("capture streaming", "slot", c.cfg.Slot, "slot_created", created, "from", start.String(),
 		"publication", c.cfg.Publication, "tables", c.cfg.Tables, "topic_prefix", c.cfg.TopicPrefix)
 	return c.stream(ctx, conn, repl, start)
 }
+
+// Streaming returns a channel that is closed once the slot exists and
+// replication started: every transaction that commits afterwards is captured.
+// A Capture runs once; the channel is never closed if Run fails before.
+func (c *Capture) Streaming() <-chan struct{} { return c.streaming }
 
 func (c *Capture) pingKafka(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)

@@ -11,32 +11,57 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// applyScript applies one change's metric deltas at most once. It compares
-// the change's position with the last position applied for the same row and
-// does nothing unless the change is newer; otherwise it increments every
-// series, stores the position and publishes a notification, all atomically.
+// applyScript applies one change to the metrics at most once, atomically.
+// Redis itself keeps, per row, the position of the last applied change and
+// what that version of the row contributed; a change moves every series by
+// the difference between the row's new and stored contributions. A change at
+// or before the stored position is ignored, so redelivery and replay change
+// nothing, and no state outside Redis can drift from it.
 //
-// KEYS[1]   the hash of applied positions, field = row identity
-// KEYS[2..] the series hashes, field = bucket
-// ARGV[1]   the row identity   ARGV[2] the position (change.Position.String)
-// ARGV[3]   the notification channel   ARGV[4] the notification payload
-// ARGV[5..] bucket, delta pairs, one per series key
+// KEYS[1] the rows hash: field = row identity, value = {"p": position, "s": samples}
+// ARGV[1] row identity   ARGV[2] position (change.Position.String)
+// ARGV[3] the new samples, JSON [[series key, bucket, value], ...]
+// ARGV[4] the notification channel
 var applyScript = redis.NewScript(`
-local applied = redis.call('HGET', KEYS[1], ARGV[1])
-if applied and applied >= ARGV[2] then
-  return 0
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local old = {}
+if stored then
+  local st = cjson.decode(stored)
+  if st.p >= ARGV[2] then
+    return 0
+  end
+  old = st.s
 end
-for i = 2, #KEYS do
-  redis.call('HINCRBY', KEYS[i], ARGV[2 * i + 1], ARGV[2 * i + 2])
+local new = cjson.decode(ARGV[3])
+local cells, order = {}, {}
+local function add(s, sign)
+  local id = s[1] .. '\0' .. s[2]
+  if cells[id] == nil then
+    cells[id] = {s[1], s[2], 0}
+    table.insert(order, id)
+  end
+  cells[id][3] = cells[id][3] + sign * s[3]
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+for _, s in ipairs(old) do add(s, -1) end
+for _, s in ipairs(new) do add(s, 1) end
+local deltas = {}
+for _, id in ipairs(order) do
+  local c = cells[id]
+  if c[3] ~= 0 then
+    redis.call('HINCRBY', c[1], c[2], string.format('%d', c[3]))
+    table.insert(deltas, c)
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({p = ARGV[2], s = new}))
+if #deltas > 0 then
+  redis.call('PUBLISH', ARGV[4], cjson.encode({row = ARGV[1], position = ARGV[2], deltas = deltas}))
+end
 return 1
 `)
 
 // RedisMetrics keeps metric series in Redis hashes, one hash per series named
-// <prefix>:<topology>:<series>, one field per bucket. It applies each change
-// idempotently through a script that checks and stores the row's position.
+// <prefix>:<topology>:<series>, one field per bucket, and applies each change
+// idempotently (see [RedisMetrics.Apply]). It is safe for concurrent use.
 type RedisMetrics struct {
 	client redis.UniversalClient
 	prefix string
@@ -53,34 +78,28 @@ func (m *RedisMetrics) SeriesKey(topology, series string) string {
 }
 
 // Channel returns the pub/sub channel that announces a topology's updates.
+// Each message is JSON: {"row": ..., "position": ..., "deltas": [[series key,
+// bucket, delta], ...]}.
 func (m *RedisMetrics) Channel(topology string) string {
 	return m.prefix + ":" + topology + ":updates"
 }
 
-// Update is the payload published on [RedisMetrics.Channel] after each
-// applied change.
-type Update struct {
-	Topology string              `json:"topology"`
-	Row      string              `json:"row"`
-	Position string              `json:"position"`
-	Deltas   []topologies.Sample `json:"deltas"`
-}
-
-// Apply applies deltas for the change at pos to the row identified by row.
-// It reports false when Redis already reflects pos or a later change of the
-// row, in which case nothing changed.
-func (m *RedisMetrics) Apply(ctx context.Context, topology, row string, pos change.Position, deltas []topologies.Sample) (bool, error) {
-	keys := []string{m.prefix + ":" + topology + ":applied"}
-	payload, err := json.Marshal(Update{Topology: topology, Row: row, Position: pos.String(), Deltas: deltas})
+// Apply records that the row identified by row, at position pos, now
+// contributes samples (nil for a deleted row), moving each series by the
+// difference to what the row contributed before. It reports false, and
+// changes nothing, when Redis already reflects pos or a later change of the
+// row.
+func (m *RedisMetrics) Apply(ctx context.Context, topology, row string, pos change.Position, samples []topologies.Sample) (bool, error) {
+	cells := make([][3]any, 0, len(samples))
+	for _, s := range samples {
+		cells = append(cells, [3]any{m.SeriesKey(topology, s.Series), s.Bucket, s.Value})
+	}
+	encoded, err := json.Marshal(cells)
 	if err != nil {
 		return false, err
 	}
-	args := []any{row, pos.String(), m.Channel(topology), payload}
-	for _, d := range deltas {
-		keys = append(keys, m.SeriesKey(topology, d.Series))
-		args = append(args, d.Bucket, strconv.FormatInt(d.Value, 10))
-	}
-	n, err := applyScript.Run(ctx, m.client, keys, args...).Int()
+	keys := []string{m.prefix + ":" + topology + ":rows"}
+	n, err := applyScript.Run(ctx, m.client, keys, row, pos.String(), encoded, m.Channel(topology)).Int()
 	if err != nil {
 		return false, fmt.Errorf("apply metrics of %s at %s in Redis: %w", row, pos, err)
 	}
@@ -99,7 +118,9 @@ func (m *RedisMetrics) Series(ctx context.Context, topology, series string) (map
 		if err != nil {
 			return nil, fmt.Errorf("series %s bucket %s holds %q, not an integer", series, k, v)
 		}
-		out[k] = n
+		if n != 0 {
+			out[k] = n
+		}
 	}
 	return out, nil
 }

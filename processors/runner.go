@@ -79,7 +79,8 @@ func (c *Config) Validate() error {
 }
 
 // Processor runs one topology on goka: one consumer group named after the
-// topology, one input per node, one group table holding per-row state.
+// topology, one input per node. Metrics keep their per-row state in Redis,
+// next to the series, so that no state elsewhere can drift from them.
 type Processor struct {
 	topo    *topologies.Topology
 	cfg     Config
@@ -96,7 +97,7 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 	}
 	p := &Processor{topo: topo, cfg: cfg, metrics: NewRedisMetrics(cfg.Redis, cfg.KeyPrefix)}
 
-	edges := []goka.Edge{goka.Persist(metricStateCodec{})}
+	var edges []goka.Edge
 	codec := serde.EventCodec{Decoder: cfg.Decoder}
 	for _, n := range topo.Nodes {
 		switch n := n.(type) {
@@ -170,24 +171,22 @@ func (p *Processor) metricsCallback(node *topologies.MetricsNode) goka.ProcessCa
 		if !ok || ev == nil {
 			return
 		}
-		prev, _ := gctx.Value().(*metricState)
-		next, deltas, skip, err := metricStep(node, prev, ev)
+		samples, err := node.Measure(ev.After)
 		if err != nil {
 			gctx.Fail(fmt.Errorf("measure change at %s of %s: %w", ev.Position, ev.TableName(), err))
-		}
-		if skip {
-			p.cfg.Logger.Debug("skip change already applied", "topic", node.Input(), "position", ev.Position.String())
-			return
 		}
 		ctx := gctx.Context()
 		row, err := p.rowIdentity(ctx, node.Input(), gctx.Key())
 		if err != nil {
 			gctx.Fail(err)
 		}
-		if _, err := p.applyWithRetry(ctx, row, ev.Position, deltas); err != nil {
+		applied, err := p.applyWithRetry(ctx, row, ev.Position, samples)
+		if err != nil {
 			gctx.Fail(err)
 		}
-		gctx.SetValue(next)
+		if !applied {
+			p.cfg.Logger.Debug("change already applied", "row", row, "position", ev.Position.String())
+		}
 	}
 }
 
@@ -211,11 +210,11 @@ func (p *Processor) rowIdentity(ctx context.Context, topic, key string) (string,
 	return b.String(), nil
 }
 
-func (p *Processor) applyWithRetry(ctx context.Context, row string, pos change.Position, deltas []topologies.Sample) (bool, error) {
+func (p *Processor) applyWithRetry(ctx context.Context, row string, pos change.Position, samples []topologies.Sample) (bool, error) {
 	deadline := time.Now().Add(p.cfg.RetryTimeout)
 	backoff := 100 * time.Millisecond
 	for {
-		applied, err := p.metrics.Apply(ctx, p.topo.Name, row, pos, deltas)
+		applied, err := p.metrics.Apply(ctx, p.topo.Name, row, pos, samples)
 		if err == nil {
 			return applied, nil
 		}

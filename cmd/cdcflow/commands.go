@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cdcflow/cdcflow/capture"
+	"github.com/cdcflow/cdcflow/examples/orders"
+	"github.com/cdcflow/cdcflow/processors"
+	"github.com/cdcflow/cdcflow/serde"
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+	"golang.org/x/sync/errgroup"
+)
+
+// captureFlags configure capture and where it publishes.
+type captureFlags struct {
+	PgDSN        string   `name:"pg-dsn" help:"PostgreSQL connection string (the password is better kept in PGPASSWORD or ~/.pgpass)." default:"postgres://cdcflow@127.0.0.1:55432/cdcflow?sslmode=disable" env:"CDCFLOW_PG_DSN"`
+	Tables       []string `help:"Tables to capture, schema.table." default:"public.orders" env:"CDCFLOW_TABLES"`
+	TopicPrefix  string   `help:"Topic prefix: topics are <prefix>.<schema>.<table>." default:"cdcflow" env:"CDCFLOW_TOPIC_PREFIX"`
+	Slot         string   `help:"Logical replication slot." default:"cdcflow" env:"CDCFLOW_SLOT"`
+	Publication  string   `help:"Publication." default:"cdcflow" env:"CDCFLOW_PUBLICATION"`
+	KafkaBrokers []string `help:"Kafka bootstrap servers; empty runs an in-process Kafka (kfake) that lives as long as the command." env:"CDCFLOW_KAFKA_BROKERS"`
+	RegistryURL  string   `name:"registry-url" help:"Confluent-compatible schema registry URL; empty runs an in-process registry." env:"CDCFLOW_REGISTRY_URL"`
+}
+
+type captureCmd struct {
+	captureFlags
+}
+
+type runCmd struct {
+	captureFlags
+	RedisAddr   string `help:"Redis address for the metrics." default:"127.0.0.1:56379" env:"CDCFLOW_REDIS_ADDR"`
+	RedisPrefix string `help:"Prefix of every Redis key." default:"cdcflow" env:"CDCFLOW_REDIS_PREFIX"`
+	Demo        bool   `help:"Create public.orders if missing and write a few orders, to watch them become metrics."`
+}
+
+// services are the Kafka and registry endpoints, embedded ones if none were
+// configured.
+type services struct {
+	brokers  []string
+	registry *sr.Client
+	close    func()
+}
+
+func (f *captureFlags) services(log *slog.Logger) (*services, error) {
+	s := &services{brokers: f.KafkaBrokers, close: func() {}}
+	var closers []func()
+	if len(s.brokers) == 0 {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			return nil, fmt.Errorf("start in-process Kafka: %w", err)
+		}
+		closers = append(closers, cluster.Close)
+		s.brokers = cluster.ListenAddrs()
+		log.Info("no --kafka-brokers: using an in-process Kafka (kfake); its topics vanish on exit", "brokers", s.brokers)
+	}
+	url := f.RegistryURL
+	if url == "" {
+		reg := srfake.New()
+		closers = append(closers, reg.Close)
+		url = reg.URL()
+		log.Info("no --registry-url: using an in-process schema registry", "url", url)
+	}
+	client, err := sr.NewClient(sr.URLs(url))
+	if err != nil {
+		return nil, fmt.Errorf("schema registry client for %s: %w", url, err)
+	}
+	s.registry = client
+	s.close = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	return s, nil
+}
+
+func (f *captureFlags) capture(svc *services, log *slog.Logger) (*capture.Capture, *kgo.Client, error) {
+	kafka, err := kgo.NewClient(kgo.SeedBrokers(svc.brokers...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka client: %w", err)
+	}
+	c, err := capture.New(capture.Config{
+		DSN: f.PgDSN, Tables: f.Tables, TopicPrefix: f.TopicPrefix, Slot: f.Slot,
+		Publication: f.Publication, Logger: log.With("component", "capture"),
+	}, kafka, serde.NewEncoder(svc.registry, f.TopicPrefix))
+	if err != nil {
+		kafka.Close()
+		return nil, nil, err
+	}
+	return c, kafka, nil
+}
+
+func (c *captureCmd) Run(ctx context.Context, log *slog.Logger) error {
+	svc, err := c.services(log)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	cp, kafka, err := c.capture(svc, log)
+	if err != nil {
+		return err
+	}
+	defer kafka.Close()
+	return cp.Run(ctx)
+}
+
+func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
+	rdb := redis.NewClient(&redis.Options{Addr: r.RedisAddr})
+	defer rdb.Close()
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := rdb.Ping(pctx).Err()
+	cancel()
+	if err != nil {
+		return fmt.Errorf("Redis unreachable at %s: %v; check --redis-addr and that Redis is running", r.RedisAddr, err)
+	}
+	if r.Demo {
+		if err := createDemoTable(ctx, r.PgDSN); err != nil {
+			return err
+		}
+	}
+	svc, err := r.services(log)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	cp, kafka, err := r.capture(svc, log)
+	if err != nil {
+		return err
+	}
+	defer kafka.Close()
+	proc, err := processors.NewProcessor(orders.Metrics(r.TopicPrefix), processors.Config{
+		Brokers: svc.brokers, Decoder: serde.NewDecoder(svc.registry), Redis: rdb,
+		KeyPrefix: r.RedisPrefix, Logger: log.With("component", "processor"),
+	})
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return cp.Run(gctx) })
+	g.Go(func() error { return proc.Run(gctx) })
+	g.Go(func() error { return printUpdates(gctx, rdb, proc.Metrics().Channel(orders.MetricsTopology), log) })
+	if r.Demo {
+		g.Go(func() error {
+			select {
+			case <-cp.Streaming():
+			case <-gctx.Done():
+				return nil
+			}
+			return writeDemoOrders(gctx, r.PgDSN, log)
+		})
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// printUpdates logs every metric update the processor announces.
+func printUpdates(ctx context.Context, rdb *redis.Client, channel string, log *slog.Logger) error {
+	sub := rdb.Subscribe(ctx, channel)
+	defer sub.Close()
+	for {
+		msg, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("subscribe to %s: %w", channel, err)
+		}
+		log.Info("metric update", "update", msg.Payload)
+	}
+}
+
+func createDemoTable(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL unreachable: %v; check --pg-dsn and that PostgreSQL is running", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, orders.Schema); err != nil {
+		return fmt.Errorf("create demo table: %w", err)
+	}
+	return nil
+}
+
+// writeDemoOrders commits a few orders, so that the metric updates show up
+// in the log.
+func writeDemoOrders(ctx context.Context, dsn string, log *slog.Logger) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer conn.Close(context.Background())
+	steps := []string{
+		"INSERT INTO public.orders (customer_id, amount) VALUES (1, 42.50), (2, 10.00) RETURNING id",
+		"UPDATE public.orders SET amount = amount + 5, status = 'paid' WHERE id = (SELECT max(id) FROM public.orders)",
+		"DELETE FROM public.orders WHERE id = (SELECT max(id) FROM public.orders)",
+	}
+	for _, s := range steps {
+		log.Info("demo: committing", "sql", strings.Join(strings.Fields(s), " "))
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("demo: %s: %w", s, err)
+		}
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	log.Info("demo: done; commit more rows to public.orders and watch the metrics move (Ctrl-C to stop)")
+	return nil
+}

@@ -1,0 +1,40 @@
+// Command cdcflow captures PostgreSQL changes to Kafka and runs the example
+// order metrics topology on them.
+//
+//	cdcflow run      capture + the order-metrics topology (Kafka and schema
+//	                 registry in-process unless configured)
+//	cdcflow capture  capture only
+//
+// Every flag has an environment variable; see cdcflow --help.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+type cli struct {
+	LogLevel slog.Level `help:"Log level: debug, info, warn, error." default:"info" env:"CDCFLOW_LOG_LEVEL"`
+
+	Run     runCmd     `cmd:"" help:"Capture changes and run the order-metrics topology into Redis."`
+	Capture captureCmd `cmd:"" help:"Capture changes from PostgreSQL to Kafka."`
+}
+
+func main() {
+	var c cli
+	kctx := kong.Parse(&c, kong.Name("cdcflow"),
+		kong.Description("cdcflow: PostgreSQL changes to Kafka, and stream processing on them."))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := kctx.Run(ctx, log); err != nil {
+		fmt.Fprintln(os.Stderr, "cdcflow:", err)
+		os.Exit(1)
+	}
+}
