@@ -79,6 +79,12 @@ func (c *Capture) Run(ctx context.Context) error {
 	if err := ensurePublication(ctx, conn, c.cfg.Publication, c.cfg.Tables); err != nil {
 		return err
 	}
+	for _, t := range c.cfg.Tables {
+		schema, name, _ := splitTable(t)
+		if err := c.ensureTopic(ctx, serde.Topic(c.cfg.TopicPrefix, schema, name)); err != nil {
+			return err
+		}
+	}
 	repl, err := connectReplication(ctx, c.cfg.DSN)
 	if err != nil {
 		return err
@@ -100,8 +106,9 @@ func (c *Capture) Run(ctx context.Context) error {
 	return c.stream(ctx, conn, repl, start)
 }
 
-// Streaming returns a channel that is closed once the slot exists and
-// replication started: every transaction that commits afterwards is captured.
+// Streaming returns a channel that is closed once the slot and the tables'
+// topics exist and replication started: every transaction that commits
+// afterwards is captured.
 // A Capture runs once; the channel is never closed if Run fails before.
 func (c *Capture) Streaming() <-chan struct{} { return c.streaming }
 

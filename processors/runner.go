@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -28,6 +29,10 @@ type Config struct {
 	Redis redis.UniversalClient
 	// KeyPrefix prefixes every Redis key. Default "cdcflow".
 	KeyPrefix string
+	// Group is the Kafka consumer group (goka's group). Default: the
+	// topology's name. Two processors of one topology share the work only if
+	// they share the group.
+	Group string
 	// Replication is the replication factor of the state (group table)
 	// topics goka creates. Default 1; use 3 on a production cluster.
 	Replication int
@@ -86,6 +91,23 @@ type Processor struct {
 	cfg     Config
 	metrics *RedisMetrics
 	goka    *goka.Processor
+
+	changes, duplicates atomic.Int64
+}
+
+// Stats counts what a processor did since it was built.
+type Stats struct {
+	// Changes is how many change events its nodes handled.
+	Changes int64
+	// Duplicates is how many of them a sink had applied already (redelivered
+	// or replayed changes), and so changed nothing.
+	Duplicates int64
+}
+
+// Stats returns the processor's counters. It is safe to call concurrently
+// with Run.
+func (p *Processor) Stats() Stats {
+	return Stats{Changes: p.changes.Load(), Duplicates: p.duplicates.Load()}
 }
 
 // NewProcessor validates topo and cfg and builds the goka processor. It
@@ -107,7 +129,11 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 			return nil, fmt.Errorf("topology %s: node kind %T is not supported", topo.Name, n)
 		}
 	}
-	graph := goka.DefineGroup(goka.Group(topo.Name), edges...)
+	group := cfg.Group
+	if group == "" {
+		group = topo.Name
+	}
+	graph := goka.DefineGroup(goka.Group(group), edges...)
 	if err := graph.Validate(); err != nil {
 		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
 	}
@@ -185,8 +211,10 @@ func (p *Processor) metricsCallback(node *topologies.MetricsNode) goka.ProcessCa
 			gctx.Fail(err)
 		}
 		if !applied {
+			p.duplicates.Add(1)
 			p.cfg.Logger.Debug("change already applied", "row", row, "position", ev.Position.String())
 		}
+		p.changes.Add(1)
 	}
 }
 

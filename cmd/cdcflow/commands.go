@@ -137,7 +137,7 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer kafka.Close()
-	proc, err := processors.NewProcessor(orders.Metrics(r.TopicPrefix), processors.Config{
+	proc, err := processors.NewProcessor(orders.Metrics(r.TopicPrefix, "public"), processors.Config{
 		Brokers: svc.brokers, Decoder: serde.NewDecoder(svc.registry), Redis: rdb,
 		KeyPrefix: r.RedisPrefix, Logger: log.With("component", "processor"),
 	})
@@ -147,7 +147,14 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cp.Run(gctx) })
-	g.Go(func() error { return proc.Run(gctx) })
+	g.Go(func() error {
+		select { // the processor reads the topics capture creates
+		case <-cp.Streaming():
+		case <-gctx.Done():
+			return nil
+		}
+		return proc.Run(gctx)
+	})
 	g.Go(func() error { return printUpdates(gctx, rdb, proc.Metrics().Channel(orders.MetricsTopology), log) })
 	if r.Demo {
 		g.Go(func() error {
@@ -188,7 +195,7 @@ func createDemoTable(ctx context.Context, dsn string) error {
 		return fmt.Errorf("PostgreSQL unreachable: %v; check --pg-dsn and that PostgreSQL is running", err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, orders.Schema); err != nil {
+	if _, err := conn.Exec(ctx, orders.CreateTable("public")); err != nil {
 		return fmt.Errorf("create demo table: %w", err)
 	}
 	return nil

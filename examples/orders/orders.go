@@ -10,16 +10,19 @@ import (
 	"github.com/cdcflow/cdcflow/topologies"
 )
 
-// Schema creates the example's table.
-const Schema = `CREATE TABLE IF NOT EXISTS public.orders (
+// CreateTable returns the statement that creates the example's table in
+// schema (usually public).
+func CreateTable(schema string) string {
+	return `CREATE TABLE IF NOT EXISTS ` + schema + `.orders (
 	id          bigserial PRIMARY KEY,
 	customer_id integer        NOT NULL,
 	status      text           NOT NULL DEFAULT 'new',
 	amount      numeric(12, 2) NOT NULL,
 	created_at  timestamptz    NOT NULL DEFAULT now()
 )`
+}
 
-// Order is a row of public.orders.
+// Order is a row of the orders table.
 type Order struct {
 	ID         int64
 	CustomerID int64
@@ -37,12 +40,12 @@ const (
 // MetricsTopology is the name of the topology [Metrics] returns.
 const MetricsTopology = "order-metrics"
 
-// Metrics declares the order metrics topology over the orders table captured
-// under topic prefix prefix: each order counts once, and its amount in cents,
-// towards the day it was created.
-func Metrics(prefix string) *topologies.Topology {
+// Metrics declares the order metrics topology over the table schema.orders
+// captured under topic prefix prefix: each order counts once, and its amount
+// in cents, towards the day it was created.
+func Metrics(prefix, schema string) *topologies.Topology {
 	return topologies.New(MetricsTopology,
-		topologies.Metrics(topologies.TableOf[Order](prefix, "public", "orders"), measure))
+		topologies.Metrics(topologies.TableOf[Order](prefix, schema, "orders"), measure))
 }
 
 func measure(o Order) []topologies.Sample {

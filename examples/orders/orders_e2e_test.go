@@ -1,0 +1,265 @@
+package orders_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/cdcflow/cdcflow/capture"
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/examples/orders"
+	"github.com/cdcflow/cdcflow/internal/testenv"
+	"github.com/cdcflow/cdcflow/processors"
+	"github.com/cdcflow/cdcflow/serde"
+	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// TestOrderMetricsEndToEnd commits orders to PostgreSQL and checks that the
+// metrics in Redis equal what SQL says about the table, through real capture,
+// Kafka, schema registry and the goka processor; then delivers every change
+// a second time and checks that nothing moves.
+func TestOrderMetricsEndToEnd(t *testing.T) {
+	dsn, brokers, redisAddr := testenv.PGDSN(t), testenv.KafkaBrokers(t), testenv.RedisAddr(t)
+	reg, err := sr.NewClient(sr.URLs(testenv.RegistryURL(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	stem := fmt.Sprintf("e2e_%d_%d", time.Now().Unix(), rand.IntN(1_000_000))
+	db, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec("CREATE SCHEMA " + stem)
+	exec(orders.CreateTable(stem))
+	t.Cleanup(func() {
+		bg := context.Background()
+		db.Exec(bg, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", stem)
+		db.Exec(bg, "DROP PUBLICATION IF EXISTS "+stem)
+		db.Exec(bg, "DROP SCHEMA "+stem+" CASCADE")
+		db.Close(bg)
+	})
+
+	kafka, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafka.Close()
+	cp, err := capture.New(capture.Config{DSN: dsn, Tables: []string{stem + ".orders"}, TopicPrefix: stem,
+		Slot: stem, Publication: stem, StatusInterval: 200 * time.Millisecond}, kafka, serde.NewEncoder(reg, stem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	captureDone := make(chan error, 1)
+	go func() { captureDone <- cp.Run(ctx) }()
+	select {
+	case <-cp.Streaming():
+	case err := <-captureDone:
+		t.Fatalf("capture: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("capture did not stream within 60s")
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	group := stem + "-metrics"
+	proc, err := processors.NewProcessor(orders.Metrics(stem, stem), processors.Config{
+		Brokers: brokers, Decoder: serde.NewDecoder(reg), Redis: rdb, KeyPrefix: stem, Group: group,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	procDone := make(chan error, 1)
+	go func() { procDone <- proc.Run(ctx) }()
+
+	// The workload: inserts over two days, an amount change, an order moved
+	// to another day, a delete.
+	day1 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	day2 := time.Date(2026, 11, 21, 23, 59, 59, 0, time.UTC)
+	table := stem + ".orders"
+	exec("INSERT INTO "+table+" (id, customer_id, amount, created_at) VALUES (1, 1, 10.00, $1), (2, 2, 20.50, $1), (3, 1, 5.25, $2)", day1, day2)
+	exec("UPDATE " + table + " SET amount = 15.00, status = 'paid' WHERE id = 1")
+	exec("UPDATE "+table+" SET created_at = $1 WHERE id = 3", day1)
+	exec("DELETE FROM " + table + " WHERE id = 2")
+	exec("INSERT INTO "+table+" (id, customer_id, amount, created_at) VALUES (4, 3, 0.99, $1)", day2)
+
+	// What SQL says the metrics are.
+	want := map[string]map[string]int64{orders.OrdersPerDay: {}, orders.RevenuePerDay: {}}
+	rows, err := db.Query(ctx, `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*), sum(amount * 100)::bigint
+		FROM `+table+` GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var day string
+		var n, cents int64
+		if err := rows.Scan(&day, &n, &cents); err != nil {
+			t.Fatal(err)
+		}
+		want[orders.OrdersPerDay][day] = n
+		want[orders.RevenuePerDay][day] = cents
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(want, map[string]map[string]int64{
+		orders.OrdersPerDay:  {"2026-11-20": 2, "2026-11-21": 1},
+		orders.RevenuePerDay: {"2026-11-20": 2025, "2026-11-21": 99},
+	}) {
+		t.Fatalf("the workload left unexpected rows: %v", want)
+	}
+
+	metrics := proc.Metrics()
+	read := func() map[string]map[string]int64 {
+		got := map[string]map[string]int64{}
+		for _, s := range []string{orders.OrdersPerDay, orders.RevenuePerDay} {
+			m, err := metrics.Series(ctx, orders.MetricsTopology, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[s] = m
+		}
+		return got
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for !cond() {
+			select {
+			case err := <-procDone:
+				t.Fatalf("processor stopped: %v", err)
+			case err := <-captureDone:
+				t.Fatalf("capture stopped: %v", err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitFor("metrics to equal SQL", func() bool { return reflect.DeepEqual(read(), want) })
+	if st := proc.Stats(); st.Duplicates != 0 {
+		t.Fatalf("stats %+v: duplicates before any redelivery", st)
+	}
+	rowsKey := stem + ":" + orders.MetricsTopology + ":rows"
+	appliedBefore, err := rdb.HGetAll(ctx, rowsKey).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Deliver every change again: copy the topic's records onto its end.
+	topic := serde.Topic(stem, stem, "orders")
+	adm := kadm.NewClient(kafka)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copied, events int64
+	for copied < total {
+		fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+		fs := consumer.PollFetches(fctx)
+		fcancel()
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		for _, r := range fs.Records() {
+			dup := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
+			if err := kafka.ProduceSync(ctx, dup).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			copied++
+			if r.Value != nil {
+				events++
+			}
+		}
+	}
+	consumer.Close()
+	// Wait until the processor has handled the copies too.
+	waitFor("the processor to handle the redelivered changes", func() bool {
+		return proc.Stats().Changes == 2*events
+	})
+	if st := proc.Stats(); st.Duplicates != events {
+		t.Fatalf("stats %+v: want %d duplicates", st, events)
+	}
+	if got := read(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after redelivery metrics = %v, want %v", got, want)
+	}
+	appliedAfter, err := rdb.HGetAll(ctx, rowsKey).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(appliedBefore, appliedAfter) {
+		t.Fatalf("redelivery changed per-row state:\nbefore %v\nafter  %v", appliedBefore, appliedAfter)
+	}
+	cancel()
+	if err := <-procDone; err != nil {
+		t.Errorf("processor: %v", err)
+	}
+	if err := <-captureDone; err != nil {
+		t.Errorf("capture: %v", err)
+	}
+}
+
+// TestRedisApplyIsIdempotent applies one change twice, and an older one
+// after a newer one: only the first application of the newest change counts.
+func TestRedisApplyIsIdempotent(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	defer rdb.Close()
+	ctx := context.Background()
+	prefix := fmt.Sprintf("idem_%d", rand.IntN(1_000_000_000))
+	m := processors.NewRedisMetrics(rdb, prefix)
+	sample := func(day string, cents int64) []topologies.Sample {
+		return []topologies.Sample{{Series: orders.OrdersPerDay, Bucket: day, Value: 1}, {Series: orders.RevenuePerDay, Bucket: day, Value: cents}}
+	}
+	p1 := change.Position{CommitLSN: 100, Index: 1}
+	p2 := change.Position{CommitLSN: 200, Index: 1}
+	steps := []struct {
+		pos     change.Position
+		samples []topologies.Sample
+		applied bool
+	}{
+		{p1, sample("2026-11-20", 1000), true},
+		{p1, sample("2026-11-20", 1000), false}, // redelivered
+		{p2, sample("2026-11-21", 1500), true},  // moved to another day, new amount
+		{p1, sample("2026-11-20", 1000), false}, // an older change, replayed late
+		{p2, nil, false},                        // same position, whatever it says
+	}
+	for i, s := range steps {
+		applied, err := m.Apply(ctx, "t", "row-1", s.pos, s.samples)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if applied != s.applied {
+			t.Fatalf("step %d: applied = %v, want %v", i, applied, s.applied)
+		}
+	}
+	counts, _ := m.Series(ctx, "t", orders.OrdersPerDay)
+	revenue, _ := m.Series(ctx, "t", orders.RevenuePerDay)
+	if !reflect.DeepEqual(counts, map[string]int64{"2026-11-21": 1}) || !reflect.DeepEqual(revenue, map[string]int64{"2026-11-21": 1500}) {
+		t.Fatalf("counts %v revenue %v", counts, revenue)
+	}
+}
