@@ -137,35 +137,29 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer kafka.Close()
-	proc, err := processors.NewProcessor(orders.Metrics(r.TopicPrefix, "public"), processors.Config{
-		Brokers: svc.brokers, Decoder: serde.NewDecoder(svc.registry), Redis: rdb,
-		KeyPrefix: r.RedisPrefix, Logger: log.With("component", "processor"),
-	})
-	if err != nil {
-		return err
-	}
+	channel := processors.NewRedisMetrics(rdb, r.RedisPrefix).Channel(orders.MetricsTopology)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cp.Run(gctx) })
+	g.Go(func() error { return printUpdates(gctx, rdb, channel, log) })
 	g.Go(func() error {
 		select { // the processor reads the topics capture creates
 		case <-cp.Streaming():
 		case <-gctx.Done():
 			return nil
 		}
+		proc, err := processors.NewProcessor(orders.Metrics(r.TopicPrefix, "public"), processors.Config{
+			Brokers: svc.brokers, Decoder: serde.NewDecoder(svc.registry), Redis: rdb,
+			KeyPrefix: r.RedisPrefix, Logger: log.With("component", "processor"),
+		})
+		if err != nil {
+			return err
+		}
+		if r.Demo {
+			g.Go(func() error { return writeDemoOrders(gctx, r.PgDSN, log) })
+		}
 		return proc.Run(gctx)
 	})
-	g.Go(func() error { return printUpdates(gctx, rdb, proc.Metrics().Channel(orders.MetricsTopology), log) })
-	if r.Demo {
-		g.Go(func() error {
-			select {
-			case <-cp.Streaming():
-			case <-gctx.Done():
-				return nil
-			}
-			return writeDemoOrders(gctx, r.PgDSN, log)
-		})
-	}
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
@@ -173,19 +167,19 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
 	return err
 }
 
-// printUpdates logs every metric update the processor announces.
+// printUpdates logs every metric update the processor announces, until ctx
+// ends.
 func printUpdates(ctx context.Context, rdb *redis.Client, channel string, log *slog.Logger) error {
 	sub := rdb.Subscribe(ctx, channel)
 	defer sub.Close()
+	updates := sub.Channel()
 	for {
-		msg, err := sub.ReceiveMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("subscribe to %s: %w", channel, err)
+		select {
+		case msg := <-updates:
+			log.Info("metric update", "update", msg.Payload)
+		case <-ctx.Done():
+			return nil
 		}
-		log.Info("metric update", "update", msg.Payload)
 	}
 }
 

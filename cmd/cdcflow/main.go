@@ -27,13 +27,14 @@ type cli struct {
 }
 
 func main() {
-	var c cli
-	kctx := kong.Parse(&c, kong.Name("cdcflow"),
-		kong.Description("cdcflow: PostgreSQL changes to Kafka, and stream processing on them."))
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := kctx.Run(ctx, log); err != nil {
+	var c cli
+	kctx := kong.Parse(&c, kong.Name("cdcflow"),
+		kong.Description("cdcflow: PostgreSQL changes to Kafka, and stream processing on them."),
+		kong.BindTo(ctx, (*context.Context)(nil)))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	if err := kctx.Run(log); err != nil {
 		fmt.Fprintln(os.Stderr, "cdcflow:", err)
 		os.Exit(1)
 	}

@@ -1,0 +1,30 @@
+package capture
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfigValidateNamesEveryProblem(t *testing.T) {
+	cfg := Config{Tables: []string{"public.orders", "bad name"}, Slot: "Slot-1", Publication: "ok", TopicPrefix: "9x"}
+	cfg.setDefaults()
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("Validate passed")
+	}
+	for _, want := range []string{
+		"no PostgreSQL DSN: set --pg-dsn",
+		`table "bad name" is not a plain schema.table name`,
+		`slot name "Slot-1" is invalid`,
+		`topic prefix "9x" is invalid`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	good := Config{DSN: "postgres://localhost/db", Tables: []string{"orders"}}
+	good.setDefaults()
+	if err := good.Validate(); err != nil {
+		t.Fatalf("a good config fails: %v", err)
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cdcflow/cdcflow/internal/testenv"
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestRunDemo runs the README's quick-start command, `cdcflow run --demo`,
+// as a user would: against PostgreSQL and Redis, with the in-process Kafka and
+// schema registry. The demo's orders must become metric updates in its output
+// and exact values in Redis.
+func TestRunDemo(t *testing.T) {
+	dsn, redisAddr := testenv.PGDSN(t), testenv.RedisAddr(t)
+	bin := filepath.Join(t.TempDir(), "cdcflow")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	stem := fmt.Sprintf("demo_%d", rand.IntN(1_000_000_000))
+	db, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		bg := context.Background()
+		db.Exec(bg, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", stem)
+		db.Exec(bg, "DROP PUBLICATION IF EXISTS "+stem)
+		db.Close(bg)
+	})
+
+	cmd := exec.Command(bin, "run", "--demo", "--slot", stem, "--publication", stem, "--redis-prefix", stem)
+	cmd.Env = append(os.Environ(), "CDCFLOW_PG_DSN="+dsn, "CDCFLOW_REDIS_ADDR="+redisAddr,
+		"CDCFLOW_KAFKA_BROKERS=", "CDCFLOW_REGISTRY_URL=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var log []string
+	updates := 0
+	timeout := time.After(90 * time.Second)
+	for done := false; !done; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("cdcflow exited early:\n%s", strings.Join(log, "\n"))
+			}
+			log = append(log, l)
+			if strings.Contains(l, "metric update") {
+				updates++
+			}
+			done = strings.Contains(l, "demo: done")
+		case <-timeout:
+			t.Fatalf("no 'demo: done' within 90s:\n%s", strings.Join(log, "\n"))
+		}
+	}
+	// The demo inserts 42.50 and 10.00, raises the second to 15.00 and
+	// deletes it: one order of 42.50 today.
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	day := time.Now().UTC().Format(time.DateOnly)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		count, _ := rdb.HGet(context.Background(), stem+":order-metrics:orders_per_day", day).Result()
+		cents, _ := rdb.HGet(context.Background(), stem+":order-metrics:revenue_cents_per_day", day).Result()
+		if count == "1" && cents == "4250" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis has %s orders and %s cents for %s, want 1 and 4250; output:\n%s", count, cents, day, strings.Join(log, "\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for l := range lines {
+		log = append(log, l)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("cdcflow did not exit cleanly on SIGINT: %v", err)
+	}
+	if updates < 3 {
+		t.Errorf("saw %d metric updates, want one per demo step:\n%s", updates, strings.Join(log, "\n"))
+	}
+	for _, l := range log {
+		if strings.Contains(l, "cdcflow:cdcflow@") || strings.Contains(l, ":cdcflow@") {
+			t.Errorf("a log line shows the password: %s", l)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package orders_test
+
+import (
+	"math/big"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/examples/orders"
+	"github.com/cdcflow/cdcflow/topologies"
+)
+
+func TestCents(t *testing.T) {
+	for _, tc := range []struct {
+		amount *big.Rat
+		want   int64
+	}{
+		{big.NewRat(4250, 100), 4250},
+		{big.NewRat(1, 1000), 0},
+		{big.NewRat(5, 1000), 1}, // half a cent rounds away from zero
+		{big.NewRat(-5, 1000), -1},
+		{nil, 0},
+	} {
+		if got := orders.Cents(tc.amount); got != tc.want {
+			t.Errorf("Cents(%v) = %d, want %d", tc.amount, got, tc.want)
+		}
+	}
+}
+
+// TestMetricsTopology unit-tests the topology without Kafka: what one order
+// contributes, on the day it was created (UTC).
+func TestMetricsTopology(t *testing.T) {
+	topo := orders.Metrics("shop", "public")
+	if err := topo.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	node := topo.Nodes[0].(*topologies.MetricsNode)
+	got, err := node.Measure(change.Row{"id": int64(7), "customer_id": int32(3), "status": "paid",
+		"amount": big.NewRat(1999, 100), "created_at": time.Date(2026, 11, 21, 23, 30, 0, 0, time.FixedZone("x", -3600)).UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []topologies.Sample{{Series: orders.OrdersPerDay, Bucket: "2026-11-22", Value: 1}, {Series: orders.RevenuePerDay, Bucket: "2026-11-22", Value: 1999}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
