@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -167,16 +168,37 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
 	return err
 }
 
-// printUpdates logs every metric update the processor announces, until ctx
-// ends.
+// printUpdates logs every metric update the processor announces, with the
+// series' new totals, until ctx ends.
 func printUpdates(ctx context.Context, rdb *redis.Client, channel string, log *slog.Logger) error {
 	sub := rdb.Subscribe(ctx, channel)
 	defer sub.Close()
+	seriesPrefix := strings.TrimSuffix(channel, "updates")
 	updates := sub.Channel()
 	for {
 		select {
 		case msg := <-updates:
-			log.Info("metric update", "update", msg.Payload)
+			var u struct {
+				Row      string           `json:"row"`
+				Position string           `json:"position"`
+				Deltas   [][3]any `json:"deltas"`
+			}
+			dec := json.NewDecoder(strings.NewReader(msg.Payload))
+			dec.UseNumber()
+			if err := dec.Decode(&u); err != nil {
+				log.Warn("unreadable metric update", "payload", msg.Payload, "err", err)
+				continue
+			}
+			var moves []string
+			for _, d := range u.Deltas {
+				key, bucket, delta := fmt.Sprint(d[0]), fmt.Sprint(d[1]), fmt.Sprint(d[2])
+				total, _ := rdb.HGet(ctx, key, bucket).Result()
+				if !strings.HasPrefix(delta, "-") {
+					delta = "+" + delta
+				}
+				moves = append(moves, fmt.Sprintf("%s[%s] %s = %s", strings.TrimPrefix(key, seriesPrefix), bucket, delta, total))
+			}
+			log.Info("metric update", "row", u.Row, "position", u.Position, "moved", strings.Join(moves, ", "))
 		case <-ctx.Done():
 			return nil
 		}
