@@ -179,8 +179,8 @@ func printUpdates(ctx context.Context, rdb *redis.Client, channel string, log *s
 		select {
 		case msg := <-updates:
 			var u struct {
-				Row      string           `json:"row"`
-				Position string           `json:"position"`
+				Row      string   `json:"row"`
+				Position string   `json:"position"`
 				Deltas   [][3]any `json:"deltas"`
 			}
 			dec := json.NewDecoder(strings.NewReader(msg.Payload))
