@@ -153,17 +153,23 @@ func (d *Decoder) reader(ctx context.Context, id int) (*reader, error) {
 	return r, nil
 }
 
+// readerOf returns the reader for a wire-format message and its Avro body.
+func (d *Decoder) readerOf(ctx context.Context, msg []byte) (*reader, int, []byte, error) {
+	id, body, err := SplitWire(msg)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	r, err := d.reader(ctx, id)
+	return r, id, body, err
+}
+
 // DecodeEvent decodes a change envelope. A nil value (a tombstone) decodes
 // to a nil event and no error.
 func (d *Decoder) DecodeEvent(ctx context.Context, value []byte) (*change.Event, error) {
 	if value == nil {
 		return nil, nil
 	}
-	id, body, err := SplitWire(value)
-	if err != nil {
-		return nil, err
-	}
-	r, err := d.reader(ctx, id)
+	r, id, body, err := d.readerOf(ctx, value)
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +182,7 @@ func (d *Decoder) DecodeEvent(ctx context.Context, value []byte) (*change.Event,
 
 // DecodeKey decodes a change key.
 func (d *Decoder) DecodeKey(ctx context.Context, key []byte) (change.Row, error) {
-	id, body, err := SplitWire(key)
-	if err != nil {
-		return nil, err
-	}
-	r, err := d.reader(ctx, id)
+	r, id, body, err := d.readerOf(ctx, key)
 	if err != nil {
 		return nil, err
 	}

@@ -84,33 +84,36 @@ func (f *captureFlags) services(log *slog.Logger) (*services, error) {
 	return s, nil
 }
 
-func (f *captureFlags) capture(svc *services, log *slog.Logger) (*capture.Capture, *kgo.Client, error) {
+// start builds the services (embedded where none are configured) and a
+// Capture publishing to them. cleanup releases both.
+func (f *captureFlags) start(log *slog.Logger) (svc *services, c *capture.Capture, cleanup func(), err error) {
+	svc, err = f.services(log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	kafka, err := kgo.NewClient(kgo.SeedBrokers(svc.brokers...))
 	if err != nil {
-		return nil, nil, fmt.Errorf("kafka client: %w", err)
+		svc.close()
+		return nil, nil, nil, fmt.Errorf("kafka client: %w", err)
 	}
-	c, err := capture.New(capture.Config{
+	cleanup = func() { kafka.Close(); svc.close() }
+	c, err = capture.New(capture.Config{
 		DSN: f.PgDSN, Tables: f.Tables, TopicPrefix: f.TopicPrefix, Slot: f.Slot,
 		Publication: f.Publication, Logger: log.With("component", "capture"),
 	}, kafka, serde.NewEncoder(svc.registry, f.TopicPrefix))
 	if err != nil {
-		kafka.Close()
-		return nil, nil, err
+		cleanup()
+		return nil, nil, nil, err
 	}
-	return c, kafka, nil
+	return svc, c, cleanup, nil
 }
 
 func (c *captureCmd) Run(ctx context.Context, log *slog.Logger) error {
-	svc, err := c.services(log)
+	_, cp, cleanup, err := c.start(log)
 	if err != nil {
 		return err
 	}
-	defer svc.close()
-	cp, kafka, err := c.capture(svc, log)
-	if err != nil {
-		return err
-	}
-	defer kafka.Close()
+	defer cleanup()
 	return cp.Run(ctx)
 }
 
@@ -128,16 +131,11 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
 			return err
 		}
 	}
-	svc, err := r.services(log)
+	svc, cp, cleanup, err := r.start(log)
 	if err != nil {
 		return err
 	}
-	defer svc.close()
-	cp, kafka, err := r.capture(svc, log)
-	if err != nil {
-		return err
-	}
-	defer kafka.Close()
+	defer cleanup()
 	channel := processors.NewRedisMetrics(rdb, r.RedisPrefix).Channel(orders.MetricsTopology)
 
 	g, gctx := errgroup.WithContext(ctx)
