@@ -24,10 +24,9 @@ const Version = "0.1.0"
 // Capture streams committed changes of the configured tables from PostgreSQL
 // to Kafka. Create it with [New] and start it with [Capture.Run].
 type Capture struct {
-	cfg   Config
-	kafka *kgo.Client
-	enc   *serde.Encoder
-	log   *slog.Logger
+	cfg Config
+	enc *serde.Encoder
+	log *slog.Logger
 
 	want      map[string]bool          // captured tables, schema.table
 	relations map[uint32]*change.Table // by relation id, as pgoutput announced them
@@ -35,12 +34,16 @@ type Capture struct {
 	dec       *decoder
 	db        string
 	streaming chan struct{} // closed once replication started
+
+	kafka   *kgo.Client // the transactional producer, while Run runs
+	pub     *publisher
+	resume  change.Position // changes at or before it were published already
+	skipped int64
 }
 
-// New returns a Capture that publishes through kafka, encoding with enc. The
-// Kafka client must be configured for producing (acks=all and idempotence are
-// franz-go's defaults). New validates cfg but connects to nothing.
-func New(cfg Config, kafka *kgo.Client, enc *serde.Encoder) (*Capture, error) {
+// New returns a Capture that encodes with enc. It validates cfg but connects
+// to nothing.
+func New(cfg Config, enc *serde.Encoder) (*Capture, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -51,7 +54,7 @@ func New(cfg Config, kafka *kgo.Client, enc *serde.Encoder) (*Capture, error) {
 		want[schema+"."+name] = true
 	}
 	return &Capture{
-		cfg: cfg, kafka: kafka, enc: enc, log: cfg.Logger, want: want,
+		cfg: cfg, enc: enc, log: cfg.Logger, want: want,
 		relations: map[uint32]*change.Table{}, topics: map[string]bool{}, dec: newDecoder(),
 		streaming: make(chan struct{}),
 	}, nil
@@ -70,7 +73,7 @@ func (c *Capture) Run(ctx context.Context) error {
 	if err := preflight(ctx, conn, c.cfg.Tables); err != nil {
 		return err
 	}
-	if err := c.pingKafka(ctx); err != nil {
+	if err := pingKafka(ctx, c.cfg); err != nil {
 		return err
 	}
 	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&c.db); err != nil {
@@ -79,12 +82,10 @@ func (c *Capture) Run(ctx context.Context) error {
 	if err := ensurePublication(ctx, conn, c.cfg.Publication, c.cfg.Tables); err != nil {
 		return err
 	}
-	for _, t := range c.cfg.Tables {
-		schema, name, _ := splitTable(t)
-		if err := c.ensureTopic(ctx, serde.Topic(c.cfg.TopicPrefix, schema, name)); err != nil {
-			return err
-		}
+	if err := c.openKafka(ctx); err != nil {
+		return err
 	}
+	defer c.kafka.Close()
 	repl, err := connectReplication(ctx, c.cfg.DSN)
 	if err != nil {
 		return err
@@ -94,6 +95,9 @@ func (c *Capture) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if start > c.pub.durable {
+		c.pub.complete, c.pub.durable = start, start
+	}
 	err = pglogrepl.StartReplication(ctx, repl, c.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", c.cfg.Publication)},
 	})
@@ -102,8 +106,9 @@ func (c *Capture) Run(ctx context.Context) error {
 	}
 	close(c.streaming)
 	c.log.Info("capture streaming", "slot", c.cfg.Slot, "slot_created", created, "from", start.String(),
-		"publication", c.cfg.Publication, "tables", c.cfg.Tables, "topic_prefix", c.cfg.TopicPrefix)
-	return c.stream(ctx, conn, repl, start)
+		"resume_after", c.resume.String(), "publication", c.cfg.Publication, "tables", c.cfg.Tables,
+		"topic_prefix", c.cfg.TopicPrefix)
+	return c.stream(ctx, conn, repl)
 }
 
 // Streaming returns a channel that is closed once the slot and the tables'
@@ -112,13 +117,58 @@ func (c *Capture) Run(ctx context.Context) error {
 // A Capture runs once; the channel is never closed if Run fails before.
 func (c *Capture) Streaming() <-chan struct{} { return c.streaming }
 
-func (c *Capture) pingKafka(ctx context.Context) error {
+func pingKafka(ctx context.Context, cfg Config) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.KafkaOptions...)...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := c.kafka.Ping(pctx); err != nil {
-		seeds, _ := c.kafka.OptValue(kgo.SeedBrokers).([]string)
-		return fmt.Errorf("Kafka unreachable at %v: %v; check --kafka-brokers and that Kafka is running", seeds, err)
+	if err := cl.Ping(pctx); err != nil {
+		return fmt.Errorf("Kafka unreachable at %v: %v; check --kafka-brokers and that Kafka is running", cfg.Brokers, err)
 	}
+	return nil
+}
+
+// openKafka opens the transactional producer, fencing any earlier capture of
+// the same slot (its open transaction is aborted), creates the topics and
+// reads the checkpoint to resume after.
+func (c *Capture) openKafka(ctx context.Context) error {
+	txid := "cdcflow-capture-" + c.cfg.TopicPrefix + "-" + c.cfg.Slot
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(c.cfg.Brokers...),
+		kgo.TransactionalID(txid),
+		kgo.TransactionTimeout(time.Minute),
+	}, c.cfg.KafkaOptions...)
+	kafka, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka producer: %w", err)
+	}
+	fail := func(err error) error { kafka.Close(); return err }
+	if _, _, err := kafka.ProducerID(ctx); err != nil {
+		return fail(fmt.Errorf("initialize transactional producer %s: %w; transactions need a broker with transaction.state.log.replication.factor <= its broker count", txid, err))
+	}
+	adm := kadm.NewClient(kafka)
+	if err := ensureCheckpointTopic(ctx, adm, c.cfg.CheckpointTopic); err != nil {
+		return fail(err)
+	}
+	for _, t := range c.cfg.Tables {
+		schema, name, _ := splitTable(t)
+		if err := c.ensureTopic(ctx, adm, serde.Topic(c.cfg.TopicPrefix, schema, name)); err != nil {
+			return fail(err)
+		}
+	}
+	key := c.cfg.TopicPrefix + "/" + c.cfg.Slot
+	ckpt, found, err := readCheckpoint(ctx, c.cfg.Brokers, c.cfg.CheckpointTopic, key)
+	if err != nil {
+		return fail(err)
+	}
+	if !found {
+		c.log.Info("no checkpoint yet; publishing from the slot's position", "checkpoint_topic", c.cfg.CheckpointTopic, "key", key)
+	}
+	c.kafka, c.resume = kafka, ckpt.Position
+	c.pub = newPublisher(kafka, c.cfg.CheckpointTopic, key, c.cfg.TransactionRecords, c.cfg.TransactionTime, ckpt)
 	return nil
 }
 
@@ -129,53 +179,54 @@ type txState struct {
 	time     time.Time
 	index    uint32
 	perTable map[string]int64
-	acks     *txAcks
 }
 
-func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, start change.LSN) error {
-	acks := newAcks(start)
+func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn) error {
 	var tx *txState
-	sent := start
-	nextStatus := time.Now().Add(c.cfg.StatusInterval)
+	var sent change.LSN
+	nextStatus := time.Now()
 	for {
-		confirmed, produceErr := acks.state()
-		if produceErr != nil {
-			return fmt.Errorf("produce to Kafka: %w; the slot stays at %s, so a restart resends from there", produceErr, confirmed)
-		}
 		if ctx.Err() != nil {
-			return c.shutdown(repl, acks)
+			return c.shutdown(repl)
+		}
+		if err := c.pub.maybeCommit(ctx); err != nil {
+			return c.stop(repl, err)
 		}
 		if !time.Now().Before(nextStatus) {
-			if err := sendStatus(ctx, repl, confirmed); err != nil {
+			if err := sendStatus(ctx, repl, c.pub.durable); err != nil {
 				return err
 			}
-			if confirmed != sent {
-				c.log.Debug("confirmed position", "lsn", confirmed.String())
-				sent = confirmed
+			if c.pub.durable != sent {
+				c.log.Debug("confirmed position", "lsn", c.pub.durable.String())
+				sent = c.pub.durable
 			}
 			nextStatus = time.Now().Add(c.cfg.StatusInterval)
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		deadline := nextStatus
+		if due := c.pub.began.Add(c.cfg.TransactionTime); c.pub.open && due.Before(deadline) {
+			deadline = due
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
 		raw, err := repl.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return c.shutdown(repl, acks)
+				return c.shutdown(repl)
 			}
 			if pgconn.Timeout(err) {
 				continue
 			}
-			return fmt.Errorf("receive from replication slot %s: %w", c.cfg.Slot, err)
+			return c.stop(repl, fmt.Errorf("receive from replication slot %s: %w", c.cfg.Slot, err))
 		}
 		switch msg := raw.(type) {
 		case *pgproto3.ErrorResponse:
-			return fmt.Errorf("replication stream error: %s (SQLSTATE %s)", msg.Message, msg.Code)
+			return c.stop(repl, fmt.Errorf("replication stream error: %s (SQLSTATE %s)", msg.Message, msg.Code))
 		case *pgproto3.CopyData:
 			switch msg.Data[0] {
 			case pglogrepl.PrimaryKeepaliveMessageByteID:
 				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
 				if err != nil {
-					return fmt.Errorf("parse keepalive: %w", err)
+					return c.stop(repl, fmt.Errorf("parse keepalive: %w", err))
 				}
 				if ka.ReplyRequested {
 					nextStatus = time.Time{}
@@ -183,29 +234,42 @@ func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 			case pglogrepl.XLogDataByteID:
 				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
 				if err != nil {
-					return fmt.Errorf("parse XLogData: %w", err)
+					return c.stop(repl, fmt.Errorf("parse XLogData: %w", err))
 				}
-				if tx, err = c.handle(ctx, conn, acks, tx, xld); err != nil {
-					return err
+				if tx, err = c.handle(ctx, conn, tx, xld); err != nil {
+					return c.stop(repl, err)
 				}
 			}
 		}
 	}
 }
 
-// shutdown flushes what was produced and confirms it before Run returns.
-func (c *Capture) shutdown(repl *pgconn.PgConn, acks *acks) error {
+// shutdown commits what was produced and confirms it before Run returns.
+func (c *Capture) shutdown(repl *pgconn.PgConn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := c.kafka.Flush(ctx); err != nil {
-		c.log.Warn("flush on shutdown", "err", err)
+	if err := c.pub.commit(ctx); err != nil {
+		c.log.Warn("commit on shutdown; the next start publishes those changes again", "err", err)
 	}
-	confirmed, _ := acks.state()
-	if err := sendStatus(ctx, repl, confirmed); err != nil {
+	if err := sendStatus(ctx, repl, c.pub.durable); err != nil {
 		c.log.Warn("confirm position on shutdown", "err", err)
 	}
-	c.log.Info("capture stopped", "confirmed", confirmed.String())
+	c.log.Info("capture stopped", "confirmed", c.pub.durable.String(), "position", c.pub.last.String(), "skipped_already_published", c.skipped)
 	return nil
+}
+
+// stop aborts the open Kafka transaction after err and returns err: what
+// was not committed is published again by the next start.
+func (c *Capture) stop(repl *pgconn.PgConn, err error) error {
+	if c.pub.open {
+		err = c.pub.abort(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := sendStatus(ctx, repl, c.pub.durable); serr != nil {
+		c.log.Warn("confirm position after error", "err", serr)
+	}
+	return err
 }
 
 func sendStatus(ctx context.Context, repl *pgconn.PgConn, lsn change.LSN) error {
@@ -219,7 +283,7 @@ func sendStatus(ctx context.Context, repl *pgconn.PgConn, lsn change.LSN) error 
 	return nil
 }
 
-func (c *Capture) handle(ctx context.Context, conn *pgx.Conn, acks *acks, tx *txState, xld pglogrepl.XLogData) (*txState, error) {
+func (c *Capture) handle(ctx context.Context, conn *pgx.Conn, tx *txState, xld pglogrepl.XLogData) (*txState, error) {
 	msg, err := pglogrepl.Parse(xld.WALData)
 	if err != nil {
 		return tx, fmt.Errorf("parse pgoutput message at %s: %w", xld.WALStart, err)
@@ -233,24 +297,23 @@ func (c *Capture) handle(ctx context.Context, conn *pgx.Conn, acks *acks, tx *tx
 		c.relations[m.RelationID] = &change.Table{Schema: m.Namespace, Name: m.RelationName, Columns: cols}
 	case *pglogrepl.BeginMessage:
 		return &txState{xid: m.Xid, commit: change.LSN(m.FinalLSN), time: m.CommitTime,
-			perTable: map[string]int64{}, acks: acks.begin()}, nil
+			perTable: map[string]int64{}}, nil
 	case *pglogrepl.CommitMessage:
 		if tx == nil {
 			return nil, fmt.Errorf("commit at %s without a transaction", m.CommitLSN)
 		}
-		acks.commit(tx.acks, change.LSN(m.TransactionEndLSN))
-		return nil, nil
+		return nil, c.pub.sourceCommitted(ctx, change.LSN(m.TransactionEndLSN))
 	case *pglogrepl.InsertMessage:
-		return tx, c.change(ctx, acks, tx, xld, m.RelationID, change.OpCreate, nil, 0, m.Tuple)
+		return tx, c.change(ctx, tx, xld, m.RelationID, change.OpCreate, nil, 0, m.Tuple)
 	case *pglogrepl.UpdateMessage:
-		return tx, c.change(ctx, acks, tx, xld, m.RelationID, change.OpUpdate, m.OldTuple, m.OldTupleType, m.NewTuple)
+		return tx, c.change(ctx, tx, xld, m.RelationID, change.OpUpdate, m.OldTuple, m.OldTupleType, m.NewTuple)
 	case *pglogrepl.DeleteMessage:
-		return tx, c.change(ctx, acks, tx, xld, m.RelationID, change.OpDelete, m.OldTuple, m.OldTupleType, nil)
+		return tx, c.change(ctx, tx, xld, m.RelationID, change.OpDelete, m.OldTuple, m.OldTupleType, nil)
 	}
 	return tx, nil
 }
 
-func (c *Capture) change(ctx context.Context, acks *acks, tx *txState, xld pglogrepl.XLogData, relID uint32, op change.Op,
+func (c *Capture) change(ctx context.Context, tx *txState, xld pglogrepl.XLogData, relID uint32, op change.Op,
 	oldTuple *pglogrepl.TupleData, oldType uint8, newTuple *pglogrepl.TupleData) error {
 	if tx == nil {
 		return fmt.Errorf("change at %s outside a transaction", xld.WALStart)
@@ -291,13 +354,14 @@ func (c *Capture) change(ctx context.Context, acks *acks, tx *txState, xld pglog
 	}
 	ev.TsMs = time.Now().UnixMilli()
 	ev.Position = change.Position{CommitLSN: tx.commit, Index: tx.index}
+	if ev.Position.Compare(c.resume) <= 0 {
+		c.skipped++ // committed to Kafka before a restart
+		return nil
+	}
 
 	rec, err := c.enc.Encode(ctx, t, ev)
 	if err != nil {
 		return fmt.Errorf("encode change at %s to %s: %w", lsn, t, err)
-	}
-	if err := c.ensureTopic(ctx, rec.Topic); err != nil {
-		return err
 	}
 	records := []serde.Encoded{rec}
 	if op == change.OpDelete {
@@ -307,21 +371,16 @@ func (c *Capture) change(ctx context.Context, acks *acks, tx *txState, xld pglog
 		}
 		records = append(records, tomb)
 	}
-	for _, r := range records {
-		acks.produced(tx.acks)
-		c.kafka.Produce(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value},
-			func(_ *kgo.Record, err error) { acks.acked(tx.acks, err) })
-	}
-	return nil
+	return c.pub.produce(ctx, ev.Position, records)
 }
 
 // ensureTopic creates topic with the broker's default partitions and
 // replication unless it exists.
-func (c *Capture) ensureTopic(ctx context.Context, topic string) error {
+func (c *Capture) ensureTopic(ctx context.Context, adm *kadm.Client, topic string) error {
 	if c.topics[topic] {
 		return nil
 	}
-	resp, err := kadm.NewClient(c.kafka).CreateTopic(ctx, -1, -1, nil, topic)
+	resp, err := adm.CreateTopic(ctx, -1, -1, nil, topic)
 	if err == nil {
 		err = resp.Err
 	}

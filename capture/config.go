@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config configures a [Capture]. DSN and Tables are required; every other
@@ -21,6 +23,21 @@ type Config struct {
 	// Tables lists the captured tables as schema.table (schema defaults to
 	// public).
 	Tables []string
+	// Brokers are the Kafka bootstrap servers capture publishes to.
+	Brokers []string
+	// KafkaOptions are extra franz-go options for capture's producer (TLS,
+	// SASL, ...). Capture sets the transactional id itself.
+	KafkaOptions []kgo.Opt
+	// CheckpointTopic is the compacted topic capture commits its position to,
+	// in the same transactions as the change records. Default
+	// "cdcflow.checkpoints"; one topic serves many captures (the key is
+	// <prefix>/<slot>).
+	CheckpointTopic string
+	// TransactionRecords and TransactionTime bound one Kafka transaction:
+	// capture commits once either is reached, at the latest at the end of a
+	// source transaction past TransactionTime. Defaults 5000 and 100ms.
+	TransactionRecords int
+	TransactionTime    time.Duration
 	// TopicPrefix names the topics, <prefix>.<schema>.<table>, and the
 	// envelopes' source.name. Default "cdcflow".
 	TopicPrefix string
@@ -45,6 +62,15 @@ func (c *Config) setDefaults() {
 	if c.Publication == "" {
 		c.Publication = "cdcflow"
 	}
+	if c.CheckpointTopic == "" {
+		c.CheckpointTopic = "cdcflow.checkpoints"
+	}
+	if c.TransactionRecords == 0 {
+		c.TransactionRecords = 5000
+	}
+	if c.TransactionTime == 0 {
+		c.TransactionTime = 100 * time.Millisecond
+	}
 	if c.StatusInterval == 0 {
 		c.StatusInterval = 10 * time.Second
 	}
@@ -60,6 +86,12 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.DSN == "" {
 		errs = append(errs, errors.New("no PostgreSQL DSN: set --pg-dsn (CDCFLOW_PG_DSN), e.g. postgres://user:pass@localhost:5432/db"))
+	}
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no Kafka brokers: set --kafka-brokers (CDCFLOW_KAFKA_BROKERS), e.g. localhost:9092"))
+	}
+	if c.TransactionRecords < 0 || c.TransactionTime < 0 {
+		errs = append(errs, fmt.Errorf("transaction bounds %d records, %v are negative", c.TransactionRecords, c.TransactionTime))
 	}
 	if len(c.Tables) == 0 {
 		errs = append(errs, errors.New("no tables to capture: set --tables (CDCFLOW_TABLES), e.g. public.orders"))

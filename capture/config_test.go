@@ -14,6 +14,7 @@ func TestConfigValidateNamesEveryProblem(t *testing.T) {
 	}
 	for _, want := range []string{
 		"no PostgreSQL DSN: set --pg-dsn",
+		"no Kafka brokers: set --kafka-brokers",
 		`table "bad name" is not a plain schema.table name`,
 		`slot name "Slot-1" is invalid`,
 		`topic prefix "9x" is invalid`,
@@ -22,7 +23,7 @@ func TestConfigValidateNamesEveryProblem(t *testing.T) {
 			t.Errorf("error does not say %q:\n%v", want, err)
 		}
 	}
-	good := Config{DSN: "postgres://localhost/db", Tables: []string{"orders"}}
+	good := Config{DSN: "postgres://localhost/db", Tables: []string{"orders"}, Brokers: []string{"localhost:9092"}}
 	good.setDefaults()
 	if err := good.Validate(); err != nil {
 		t.Fatalf("a good config fails: %v", err)

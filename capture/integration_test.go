@@ -83,11 +83,8 @@ func (f *fixture) start(cfg capture.Config) (stop func()) {
 		cfg.Tables = []string{"public." + f.name}
 	}
 	cfg.StatusInterval = 200 * time.Millisecond
-	kafka, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	c, err := capture.New(cfg, kafka, serde.NewEncoder(f.reg, f.prefix))
+	cfg.Brokers = f.brokers
+	c, err := capture.New(cfg, serde.NewEncoder(f.reg, f.prefix))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -112,7 +109,6 @@ func (f *fixture) start(cfg capture.Config) (stop func()) {
 		if err := <-done; err != nil {
 			f.t.Errorf("capture: %v", err)
 		}
-		kafka.Close()
 	}
 	f.t.Cleanup(stop)
 	return stop
@@ -302,18 +298,13 @@ func TestBrokenSetupsFailWithOneClearLine(t *testing.T) {
 			[]string{"Kafka unreachable at [127.0.0.1:1]", "check --kafka-brokers and that Kafka is running"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			kafka, err := kgo.NewClient(kgo.SeedBrokers(tc.brokers...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer kafka.Close()
 			if tc.name == "kafka unreachable" {
 				// a table with a key, so that only Kafka is wrong
 				tc.table = "public.it_keyed"
 				db.Exec(context.Background(), "CREATE TABLE IF NOT EXISTS it_keyed (id int PRIMARY KEY)")
 			}
-			c, err := capture.New(capture.Config{DSN: tc.dsn, Tables: []string{tc.table}, Slot: "it_broken", Publication: "it_broken"},
-				kafka, serde.NewEncoder(reg, "broken"))
+			c, err := capture.New(capture.Config{DSN: tc.dsn, Tables: []string{tc.table}, Brokers: tc.brokers,
+				Slot: "it_broken", Publication: "it_broken"}, serde.NewEncoder(reg, "broken"))
 			if err != nil {
 				t.Fatal(err)
 			}

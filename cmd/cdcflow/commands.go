@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"golang.org/x/sync/errgroup"
@@ -91,21 +90,15 @@ func (f *captureFlags) start(log *slog.Logger) (svc *services, c *capture.Captur
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	kafka, err := kgo.NewClient(kgo.SeedBrokers(svc.brokers...))
+	c, err = capture.New(capture.Config{
+		DSN: f.PgDSN, Tables: f.Tables, Brokers: svc.brokers, TopicPrefix: f.TopicPrefix, Slot: f.Slot,
+		Publication: f.Publication, Logger: log.With("component", "capture"),
+	}, serde.NewEncoder(svc.registry, f.TopicPrefix))
 	if err != nil {
 		svc.close()
-		return nil, nil, nil, fmt.Errorf("kafka client: %w", err)
-	}
-	cleanup = func() { kafka.Close(); svc.close() }
-	c, err = capture.New(capture.Config{
-		DSN: f.PgDSN, Tables: f.Tables, TopicPrefix: f.TopicPrefix, Slot: f.Slot,
-		Publication: f.Publication, Logger: log.With("component", "capture"),
-	}, kafka, serde.NewEncoder(svc.registry, f.TopicPrefix))
-	if err != nil {
-		cleanup()
 		return nil, nil, nil, err
 	}
-	return svc, c, cleanup, nil
+	return svc, c, svc.close, nil
 }
 
 func (c *captureCmd) Run(ctx context.Context, log *slog.Logger) error {

@@ -61,8 +61,8 @@ func TestOrderMetricsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kafka.Close()
-	cp, err := capture.New(capture.Config{DSN: dsn, Tables: []string{stem + ".orders"}, TopicPrefix: stem,
-		Slot: stem, Publication: stem, StatusInterval: 200 * time.Millisecond}, kafka, serde.NewEncoder(reg, stem))
+	cp, err := capture.New(capture.Config{DSN: dsn, Tables: []string{stem + ".orders"}, Brokers: brokers, TopicPrefix: stem,
+		Slot: stem, Publication: stem, StatusInterval: 200 * time.Millisecond}, serde.NewEncoder(reg, stem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,33 +171,51 @@ func TestOrderMetricsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var total int64
-	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+	remaining := map[int32]int64{} // partition → end offset not reached yet
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			remaining[o.Partition] = o.Offset
+		}
+	})
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.KeepControlRecords(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var copied, events int64
-	for copied < total {
+	var originals []*kgo.Record
+	for len(remaining) > 0 {
 		fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
 		fs := consumer.PollFetches(fctx)
 		fcancel()
 		if err := fs.Err0(); err != nil {
 			t.Fatalf("read %s: %v", topic, err)
 		}
-		for _, r := range fs.Records() {
-			dup := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
-			if err := kafka.ProduceSync(ctx, dup).FirstErr(); err != nil {
-				t.Fatal(err)
+		fs.EachRecord(func(r *kgo.Record) {
+			end, ok := remaining[r.Partition]
+			if !ok || r.Offset >= end {
+				return
 			}
-			copied++
-			if r.Value != nil {
-				events++
+			if r.Offset == end-1 {
+				delete(remaining, r.Partition)
 			}
-		}
+			if !r.Attrs.IsControl() {
+				originals = append(originals, r)
+			}
+		})
 	}
 	consumer.Close()
+	var events int64
+	for _, r := range originals {
+		if err := kafka.ProduceSync(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if r.Value != nil {
+			events++
+		}
+	}
+	if events != 7 { // 3 inserts, 2 updates, 1 delete, 1 insert: each once
+		t.Fatalf("the topic holds %d change events, want exactly 7", events)
+	}
 	// Wait until the processor has handled the copies too.
 	waitFor("the processor to handle the redelivered changes", func() bool {
 		return proc.Stats().Changes == 2*events
