@@ -60,10 +60,12 @@ func New(cfg Config, enc *serde.Encoder) (*Capture, error) {
 	}, nil
 }
 
-// Run checks PostgreSQL and Kafka, makes sure the publication and the slot
-// exist, and streams changes until ctx ends or an error stops it. On return
-// every record produced so far was flushed and the slot confirmed up to the
-// last transaction Kafka acknowledged in full. Run returns nil when ctx ends.
+// Run checks PostgreSQL and Kafka, makes sure the publication, the slot and
+// the topics exist, resumes after the last committed checkpoint and streams
+// changes until ctx ends or an error stops it. When ctx ends, Run commits the
+// open Kafka transaction, confirms the slot up to it and returns nil; after
+// an error it aborts the open transaction, whose changes the next Run
+// publishes again.
 func (c *Capture) Run(ctx context.Context) error {
 	conn, err := connect(ctx, c.cfg.DSN)
 	if err != nil {
@@ -159,7 +161,7 @@ func (c *Capture) openKafka(ctx context.Context) error {
 			return fail(err)
 		}
 	}
-	key := c.cfg.TopicPrefix + "/" + c.cfg.Slot
+	key := checkpointKey(c.cfg.TopicPrefix, c.cfg.Slot)
 	ckpt, found, err := readCheckpoint(ctx, c.cfg.Brokers, c.cfg.CheckpointTopic, key)
 	if err != nil {
 		return fail(err)

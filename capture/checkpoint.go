@@ -12,11 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// checkpoint is what capture commits to Kafka with every transaction of
+// Checkpoint is what capture commits to Kafka with every transaction of
 // change records: where it got to. Position is the last change published;
 // Confirm is the end LSN of the last source transaction whose changes were
 // all published, the furthest the slot may be confirmed to.
-type checkpoint struct {
+type Checkpoint struct {
 	Position change.Position `json:"-"`
 	Confirm  change.LSN      `json:"-"`
 }
@@ -26,11 +26,11 @@ type checkpointJSON struct {
 	Confirm  string `json:"confirm_lsn"`
 }
 
-func (c checkpoint) MarshalJSON() ([]byte, error) {
+func (c Checkpoint) MarshalJSON() ([]byte, error) {
 	return json.Marshal(checkpointJSON{Position: c.Position.String(), Confirm: c.Confirm.String()})
 }
 
-func (c *checkpoint) UnmarshalJSON(b []byte) error {
+func (c *Checkpoint) UnmarshalJSON(b []byte) error {
 	var j checkpointJSON
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
@@ -43,7 +43,7 @@ func (c *checkpoint) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*c = checkpoint{Position: pos, Confirm: confirm}
+	*c = Checkpoint{Position: pos, Confirm: confirm}
 	return nil
 }
 
@@ -61,47 +61,54 @@ func ensureCheckpointTopic(ctx context.Context, adm *kadm.Client, topic string) 
 	return nil
 }
 
-// readCheckpoint returns the last committed checkpoint stored under key, and
-// false when there is none. It reads with read_committed isolation up to the
+// ReadCheckpoint returns the last committed checkpoint of the capture with
+// topic prefix prefix and slot slot, stored in topic, and false when there is
+// none. It reads with read_committed isolation up to the
 // topic's last stable offset, so it sees exactly the checkpoints whose
 // transactions committed. The caller must have fenced earlier producers with
 // the same transactional id first, or an open transaction of a crashed
 // capture holds the last stable offset back until it times out.
-func readCheckpoint(ctx context.Context, brokers []string, topic, key string) (checkpoint, bool, error) {
+func ReadCheckpoint(ctx context.Context, brokers []string, topic, prefix, slot string) (Checkpoint, bool, error) {
+	return readCheckpoint(ctx, brokers, topic, checkpointKey(prefix, slot))
+}
+
+func checkpointKey(prefix, slot string) string { return prefix + "/" + slot }
+
+func readCheckpoint(ctx context.Context, brokers []string, topic, key string) (Checkpoint, bool, error) {
 	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
-		return checkpoint{}, false, err
+		return Checkpoint{}, false, err
 	}
 	stable, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, topic)
 	adm.Close()
 	if err != nil {
-		return checkpoint{}, false, fmt.Errorf("list stable offsets of %s: %w", topic, err)
+		return Checkpoint{}, false, fmt.Errorf("list stable offsets of %s: %w", topic, err)
 	}
 	end, ok := stable.Lookup(topic, 0)
 	if !ok || end.Err != nil {
-		return checkpoint{}, false, fmt.Errorf("checkpoint topic %s has no partition 0: %v", topic, end.Err)
+		return Checkpoint{}, false, fmt.Errorf("checkpoint topic %s has no partition 0: %v", topic, end.Err)
 	}
 	if end.Offset == 0 {
-		return checkpoint{}, false, nil
+		return Checkpoint{}, false, nil
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
-		return checkpoint{}, false, err
+		return Checkpoint{}, false, err
 	}
 	defer cl.Close()
-	var last checkpoint
+	var last Checkpoint
 	var found bool
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return checkpoint{}, false, fmt.Errorf("read checkpoint topic %s: %w", topic, err)
+			return Checkpoint{}, false, fmt.Errorf("read checkpoint topic %s: %w", topic, err)
 		}
 		var fetchErr error
 		fs.EachError(func(_ string, _ int32, err error) { fetchErr = err })
 		if fetchErr != nil {
-			return checkpoint{}, false, fmt.Errorf("read checkpoint topic %s: %w", topic, fetchErr)
+			return Checkpoint{}, false, fmt.Errorf("read checkpoint topic %s: %w", topic, fetchErr)
 		}
 		done := false
 		fs.EachRecord(func(r *kgo.Record) {
@@ -111,7 +118,7 @@ func readCheckpoint(ctx context.Context, brokers []string, topic, key string) (c
 			if r.Attrs.IsControl() || string(r.Key) != key || r.Value == nil {
 				return
 			}
-			var c checkpoint
+			var c Checkpoint
 			if err := json.Unmarshal(r.Value, &c); err == nil {
 				last, found = c, true
 			}

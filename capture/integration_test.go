@@ -227,7 +227,7 @@ func TestCaptureInsertUpdateDelete(t *testing.T) {
 		t.Errorf("record 4 = %+v, want the tombstone of id=1", recs[4])
 	}
 
-	// The slot is confirmed past the delete once Kafka acknowledged it.
+	// The slot is confirmed past the delete once its Kafka transaction committed.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var confirmed string

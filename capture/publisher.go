@@ -37,7 +37,7 @@ type publisher struct {
 	err error // the first failed record
 }
 
-func newPublisher(kafka *kgo.Client, ckptTopic, ckptKey string, maxRecords int, maxDuration time.Duration, resume checkpoint) *publisher {
+func newPublisher(kafka *kgo.Client, ckptTopic, ckptKey string, maxRecords int, maxDuration time.Duration, resume Checkpoint) *publisher {
 	return &publisher{
 		kafka: kafka, ckptTopic: ckptTopic, ckptKey: ckptKey,
 		maxRecords: maxRecords, maxDuration: maxDuration,
@@ -109,7 +109,7 @@ func (p *publisher) commit(ctx context.Context) error {
 	if !p.open {
 		return nil
 	}
-	ckpt, err := json.Marshal(checkpoint{Position: p.last, Confirm: p.complete})
+	ckpt, err := json.Marshal(Checkpoint{Position: p.last, Confirm: p.complete})
 	if err != nil {
 		return err
 	}

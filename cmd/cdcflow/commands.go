@@ -30,6 +30,9 @@ type captureFlags struct {
 	Publication  string   `help:"Publication." default:"cdcflow" env:"CDCFLOW_PUBLICATION"`
 	KafkaBrokers []string `help:"Kafka bootstrap servers; empty runs an in-process Kafka (kfake) that lives as long as the command." env:"CDCFLOW_KAFKA_BROKERS"`
 	RegistryURL  string   `name:"registry-url" help:"Confluent-compatible schema registry URL; empty runs an in-process registry." env:"CDCFLOW_REGISTRY_URL"`
+
+	CheckpointTopic string        `help:"Compacted topic capture commits its position to, in the same Kafka transactions as the changes." default:"cdcflow.checkpoints" env:"CDCFLOW_CHECKPOINT_TOPIC"`
+	StatusInterval  time.Duration `help:"How often capture confirms its committed position to PostgreSQL." default:"10s" env:"CDCFLOW_STATUS_INTERVAL"`
 }
 
 type captureCmd struct {
@@ -92,7 +95,8 @@ func (f *captureFlags) start(log *slog.Logger) (svc *services, c *capture.Captur
 	}
 	c, err = capture.New(capture.Config{
 		DSN: f.PgDSN, Tables: f.Tables, Brokers: svc.brokers, TopicPrefix: f.TopicPrefix, Slot: f.Slot,
-		Publication: f.Publication, Logger: log.With("component", "capture"),
+		Publication: f.Publication, CheckpointTopic: f.CheckpointTopic, StatusInterval: f.StatusInterval,
+		Logger: log.With("component", "capture"),
 	}, serde.NewEncoder(svc.registry, f.TopicPrefix))
 	if err != nil {
 		svc.close()
