@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
@@ -155,9 +157,16 @@ func (c *Capture) openKafka(ctx context.Context) error {
 	if err := ensureCheckpointTopic(ctx, adm, c.cfg.CheckpointTopic); err != nil {
 		return fail(err)
 	}
+	topics := []string{}
 	for _, t := range c.cfg.Tables {
 		schema, name, _ := splitTable(t)
-		if err := c.ensureTopic(ctx, adm, serde.Topic(c.cfg.TopicPrefix, schema, name)); err != nil {
+		topics = append(topics, serde.Topic(c.cfg.TopicPrefix, schema, name))
+	}
+	if !c.cfg.NoTransactionTopic {
+		topics = append(topics, serde.TransactionTopic(c.cfg.TopicPrefix))
+	}
+	for _, topic := range topics {
+		if err := c.ensureTopic(ctx, adm, topic); err != nil {
 			return fail(err)
 		}
 	}
@@ -304,6 +313,11 @@ func (c *Capture) handle(ctx context.Context, conn *pgx.Conn, tx *txState, xld p
 		if tx == nil {
 			return nil, fmt.Errorf("commit at %s without a transaction", m.CommitLSN)
 		}
+		if tx.index > 0 {
+			if err := c.transactionRecord(ctx, tx, serde.TransactionEnd); err != nil {
+				return nil, err
+			}
+		}
 		return nil, c.pub.sourceCommitted(ctx, change.LSN(m.TransactionEndLSN))
 	case *pglogrepl.InsertMessage:
 		return tx, c.change(ctx, tx, xld, m.RelationID, change.OpCreate, nil, 0, m.Tuple)
@@ -327,46 +341,86 @@ func (c *Capture) change(ctx context.Context, tx *txState, xld pglogrepl.XLogDat
 	if !c.want[t.String()] {
 		return nil // published, but not captured by this configuration
 	}
-	ev := &change.Event{Op: op}
-	var err error
-	if ev.After, err = c.dec.row(t, newTuple); err != nil {
+	after, err := c.dec.row(t, newTuple)
+	if err != nil {
 		return err
 	}
+	var before change.Row
 	switch oldType {
-	case pglogrepl.UpdateMessageTupleTypeOld:
-		ev.Before, err = c.dec.row(t, oldTuple)
-	case pglogrepl.UpdateMessageTupleTypeKey:
-		ev.Before, err = c.dec.keyRow(t, oldTuple)
+	case pglogrepl.UpdateMessageTupleTypeOld: // REPLICA IDENTITY FULL
+		before, err = c.dec.row(t, oldTuple)
+	case pglogrepl.UpdateMessageTupleTypeKey: // the key changed, or a delete
+		before, err = c.dec.keyRow(t, oldTuple)
 	}
 	if err != nil {
 		return err
 	}
+	// An unchanged TOASTed value is left out of the new row; with a full
+	// before image it is known.
+	for col, v := range after {
+		if _, ok := v.(change.Unavailable); ok && oldType == pglogrepl.UpdateMessageTupleTypeOld {
+			after[col] = before[col]
+		}
+	}
+	lsn := change.LSN(xld.WALStart)
+	if op == change.OpUpdate && before != nil && keyChanged(t, before, after) {
+		// Debezium's way: a delete of the old key (and its tombstone), then
+		// a create of the new one.
+		if err := c.emit(ctx, tx, t, lsn, change.OpDelete, before, nil); err != nil {
+			return err
+		}
+		return c.emit(ctx, tx, t, lsn, change.OpCreate, nil, after)
+	}
+	return c.emit(ctx, tx, t, lsn, op, before, after)
+}
+
+func keyChanged(t *change.Table, before, after change.Row) bool {
+	for _, col := range t.KeyColumns() {
+		if fmt.Sprint(before[col.Name]) != fmt.Sprint(after[col.Name]) {
+			return true
+		}
+	}
+	return false
+}
+
+// txID is a transaction's id in envelopes and transaction records.
+func (tx *txState) id() string { return fmt.Sprintf("%d:%d", tx.xid, uint64(tx.commit)) }
+
+// emit publishes one change event of tx (and its tombstone after a delete),
+// unless a previous run published it already. The first event of a
+// transaction is preceded by its BEGIN record.
+func (c *Capture) emit(ctx context.Context, tx *txState, t *change.Table, lsn change.LSN, op change.Op, before, after change.Row) error {
 	tx.index++
 	tx.perTable[t.String()]++
-	lsn := change.LSN(xld.WALStart)
-	ev.Source = change.Source{
-		Version: Version, Connector: "postgresql", Name: c.cfg.TopicPrefix,
-		TsMs: tx.time.UnixMilli(), Snapshot: "false", DB: c.db,
-		Sequence: change.SequenceFor(tx.commit, lsn), TsUs: tx.time.UnixMicro(), TsNs: tx.time.UnixNano(),
-		Schema: t.Schema, Table: t.Name, TxID: int64(tx.xid), LSN: lsn,
+	if tx.index == 1 {
+		if err := c.transactionRecord(ctx, tx, serde.TransactionBegin); err != nil {
+			return err
+		}
 	}
-	ev.Transaction = &change.Transaction{
-		ID:         fmt.Sprintf("%d:%d", tx.xid, uint64(tx.commit)),
-		TotalOrder: int64(tx.index), DataCollectionOrder: tx.perTable[t.String()],
+	ev := &change.Event{
+		Op: op, Before: before, After: after,
+		Source: change.Source{
+			Version: Version, Connector: "postgresql", Name: c.cfg.TopicPrefix,
+			TsMs: tx.time.UnixMilli(), Snapshot: "false", DB: c.db,
+			Sequence: change.SequenceFor(tx.commit, lsn), TsUs: tx.time.UnixMicro(), TsNs: tx.time.UnixNano(),
+			Schema: t.Schema, Table: t.Name, TxID: int64(tx.xid), LSN: lsn,
+		},
+		Transaction: &change.Transaction{
+			ID: tx.id(), TotalOrder: int64(tx.index), DataCollectionOrder: tx.perTable[t.String()],
+		},
+		TsMs:     time.Now().UnixMilli(),
+		Position: change.Position{CommitLSN: tx.commit, Index: tx.index},
 	}
-	ev.TsMs = time.Now().UnixMilli()
-	ev.Position = change.Position{CommitLSN: tx.commit, Index: tx.index}
 	if ev.Position.Compare(c.resume) <= 0 {
 		c.skipped++ // committed to Kafka before a restart
 		return nil
 	}
-
 	rec, err := c.enc.Encode(ctx, t, ev)
 	if err != nil {
 		return fmt.Errorf("encode change at %s to %s: %w", lsn, t, err)
 	}
 	records := []serde.Encoded{rec}
-	if op == change.OpDelete {
+	if op == change.OpDelete && !c.cfg.NoTombstones {
 		tomb, err := c.enc.Tombstone(ctx, t, ev)
 		if err != nil {
 			return fmt.Errorf("encode tombstone at %s to %s: %w", lsn, t, err)
@@ -374,6 +428,38 @@ func (c *Capture) change(ctx context.Context, tx *txState, xld pglogrepl.XLogDat
 		records = append(records, tomb)
 	}
 	return c.pub.produce(ctx, ev.Position, records)
+}
+
+// The positions of a transaction's BEGIN and END records: before its first
+// and after its last change, so that a restart skips them like changes.
+const (
+	beginIndex = 0
+	endIndex   = ^uint32(0)
+)
+
+// transactionRecord publishes tx's BEGIN or END record to the transaction
+// topic, unless a previous run did.
+func (c *Capture) transactionRecord(ctx context.Context, tx *txState, status serde.TransactionStatus) error {
+	if c.cfg.NoTransactionTopic {
+		return nil
+	}
+	pos := change.Position{CommitLSN: tx.commit, Index: beginIndex}
+	rec := serde.TransactionRecord{Status: status, ID: tx.id(), TsMs: tx.time.UnixMilli()}
+	if status == serde.TransactionEnd {
+		pos.Index = endIndex
+		rec.EventCount = int64(tx.index)
+		for _, name := range slices.Sorted(maps.Keys(tx.perTable)) {
+			rec.DataCollections = append(rec.DataCollections, serde.DataCollectionCount{DataCollection: name, EventCount: tx.perTable[name]})
+		}
+	}
+	if pos.Compare(c.resume) <= 0 {
+		return nil
+	}
+	enc, err := c.enc.EncodeTransaction(ctx, rec)
+	if err != nil {
+		return fmt.Errorf("encode transaction %s record of %s: %w", status, rec.ID, err)
+	}
+	return c.pub.produce(ctx, pos, []serde.Encoded{enc})
 }
 
 // ensureTopic creates topic with the broker's default partitions and

@@ -45,6 +45,12 @@ type Config struct {
 	Slot string
 	// Publication is the publication capture reads. Default "cdcflow".
 	Publication string
+	// NoTombstones drops the tombstone (same key, null value) capture writes
+	// after each delete so that log compaction can forget the row.
+	NoTombstones bool
+	// NoTransactionTopic drops the <prefix>.transaction topic of BEGIN and
+	// END records (the envelopes' transaction block stays).
+	NoTransactionTopic bool
 	// StatusInterval is how often capture reports its confirmed position to
 	// PostgreSQL. Default 10s.
 	StatusInterval time.Duration

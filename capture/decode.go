@@ -20,7 +20,7 @@ type decoder struct {
 func newDecoder() *decoder { return &decoder{types: pgtype.NewMap()} }
 
 // row decodes a tuple of table t. Columns whose value pgoutput did not send
-// (unchanged TOAST values, 'u') are left out of the row.
+// (unchanged TOAST values, 'u') hold change.Unavailable.
 func (d *decoder) row(t *change.Table, tuple *pglogrepl.TupleData) (change.Row, error) {
 	if tuple == nil {
 		return nil, nil
@@ -35,7 +35,7 @@ func (d *decoder) row(t *change.Table, tuple *pglogrepl.TupleData) (change.Row, 
 		case pglogrepl.TupleDataTypeNull:
 			row[c.Name] = nil
 		case pglogrepl.TupleDataTypeToast:
-			// unchanged TOASTed value: not sent, so not known
+			row[c.Name] = change.Unavailable{} // an unchanged TOASTed value: not sent
 		case pglogrepl.TupleDataTypeText:
 			v, err := d.value(c, string(col.Data))
 			if err != nil {

@@ -330,3 +330,130 @@ func TestBrokenSetupsFailWithOneClearLine(t *testing.T) {
 		})
 	}
 }
+
+func TestPrimaryKeyUpdateIsDeleteThenCreate(t *testing.T) {
+	f := newFixture(t)
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, v text NOT NULL)", f.name))
+	f.start(capture.Config{})
+	f.exec("INSERT INTO " + f.name + " VALUES (1, 'a')")
+	f.exec("UPDATE " + f.name + " SET id = 2 WHERE id = 1")
+	recs := f.consume(serde.Topic(f.prefix, "public", f.name), 4)
+	byKey := map[int32][]record{} // arrival order within a key is partition order
+	for _, r := range recs {
+		id := r.key["id"].(int32)
+		byKey[id] = append(byKey[id], r)
+	}
+	old, created := byKey[1], byKey[2]
+	if len(old) != 3 || len(created) != 1 {
+		t.Fatalf("%d records for id 1 and %d for id 2, want 3 and 1", len(old), len(created))
+	}
+	if ev := old[0].event; ev == nil || ev.Op != change.OpCreate || !reflect.DeepEqual(ev.After, change.Row{"id": int32(1), "v": "a"}) {
+		t.Errorf("first record of id 1: %+v, want the insert", ev)
+	}
+	del := old[1].event
+	if del == nil || del.Op != change.OpDelete || del.After != nil || !reflect.DeepEqual(del.Before, change.Row{"id": int32(1), "v": ""}) {
+		t.Errorf("second record of id 1: %+v, want a delete with the key-only before image", del)
+	}
+	if old[2].event != nil {
+		t.Errorf("third record of id 1: %+v, want the tombstone", old[2].event)
+	}
+	cr := created[0].event
+	if cr == nil || cr.Op != change.OpCreate || cr.Before != nil || !reflect.DeepEqual(cr.After, change.Row{"id": int32(2), "v": "a"}) {
+		t.Errorf("record of id 2: %+v, want a create", cr)
+	}
+	if del != nil && cr != nil && (del.Position.CommitLSN != cr.Position.CommitLSN || cr.Position.Index != del.Position.Index+1) {
+		t.Errorf("delete %v and create %v are not consecutive changes of one transaction", del.Position, cr.Position)
+	}
+}
+
+func TestNoTombstones(t *testing.T) {
+	f := newFixture(t)
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", f.name))
+	f.start(capture.Config{NoTombstones: true})
+	f.exec("INSERT INTO " + f.name + " VALUES (1)")
+	f.exec("DELETE FROM " + f.name + " WHERE id = 1")
+	f.exec("INSERT INTO " + f.name + " VALUES (2)")
+	recs := f.consume(serde.Topic(f.prefix, "public", f.name), 3)
+	for i, r := range recs {
+		if r.event == nil {
+			t.Fatalf("record %d is a tombstone", i)
+		}
+	}
+}
+
+func TestUnchangedToastedValues(t *testing.T) {
+	f := newFixture(t)
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, n int NOT NULL, doc text)", f.name))
+	f.exec("ALTER TABLE " + f.name + " ALTER COLUMN doc SET STORAGE EXTERNAL") // TOAST without compression
+	f.start(capture.Config{})
+	big := strings.Repeat("0123456789", 1000)
+	f.exec("INSERT INTO "+f.name+" VALUES (1, 1, $1)", big)
+	f.exec("UPDATE " + f.name + " SET n = 2 WHERE id = 1") // doc unchanged: not sent
+	f.exec("ALTER TABLE " + f.name + " REPLICA IDENTITY FULL")
+	f.exec("UPDATE " + f.name + " SET n = 3 WHERE id = 1") // with a full before image it is known
+	recs := f.consume(serde.Topic(f.prefix, "public", f.name), 3)
+	if recs[0].event.After["doc"] != big {
+		t.Errorf("insert carries doc of %d bytes", len(fmt.Sprint(recs[0].event.After["doc"])))
+	}
+	if got := recs[1].event.After; got["n"] != int32(2) || got["doc"] != (change.Unavailable{}) {
+		t.Errorf("update under REPLICA IDENTITY DEFAULT: after = n %v, doc %T; want n 2 and change.Unavailable", got["n"], got["doc"])
+	}
+	if got := recs[2].event.After; got["n"] != int32(3) || got["doc"] != big {
+		t.Errorf("update under REPLICA IDENTITY FULL: after = n %v, doc of %d bytes; want n 3 and the document", got["n"], len(fmt.Sprint(got["doc"])))
+	}
+}
+
+func TestTransactionTopic(t *testing.T) {
+	f := newFixture(t)
+	other := f.name + "_b"
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", f.name))
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", other))
+	t.Cleanup(func() { f.db.Exec(context.Background(), "DROP TABLE IF EXISTS "+other) })
+	f.start(capture.Config{Tables: []string{"public." + f.name, "public." + other}})
+	tx, err := f.db.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{"INSERT INTO " + f.name + " VALUES (1), (2)", "INSERT INTO " + other + " VALUES (1)"} {
+		if _, err := tx.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	changes := f.consume(serde.Topic(f.prefix, "public", other), 1)
+	txID := changes[0].event.Transaction.ID
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(serde.TransactionTopic(f.prefix)),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	dec := serde.NewDecoder(f.reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var got []serde.TransactionRecord
+	for len(got) < 2 && ctx.Err() == nil {
+		for _, r := range cl.PollFetches(ctx).Records() {
+			rec, err := dec.DecodeTransaction(ctx, r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if key, err := dec.DecodeKey(ctx, r.Key); err != nil || key["id"] != rec.ID {
+				t.Errorf("key %v (%v) for transaction %s", key, err, rec.ID)
+			}
+			got = append(got, rec)
+		}
+	}
+	ts := got[0].TsMs
+	want := []serde.TransactionRecord{
+		{Status: serde.TransactionBegin, ID: txID, TsMs: ts},
+		{Status: serde.TransactionEnd, ID: txID, TsMs: ts, EventCount: 3, DataCollections: []serde.DataCollectionCount{
+			{DataCollection: "public." + f.name, EventCount: 2}, {DataCollection: "public." + other, EventCount: 1}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("transaction records:\ngot  %+v\nwant %+v", got, want)
+	}
+}

@@ -16,8 +16,21 @@ import "fmt"
 //	timestamp, timestamptz   time.Time (UTC)
 //	uuid, json, jsonb        string
 //
-// A NULL column is present with a nil value.
+// A NULL column is present with a nil value. A column whose value the source
+// did not send (an unchanged TOASTed value under REPLICA IDENTITY DEFAULT)
+// holds [Unavailable]; on the wire it travels as Debezium's placeholder
+// [UnavailablePlaceholder].
 type Row map[string]any
+
+// Unavailable is the value of a column the source did not send: PostgreSQL
+// leaves unchanged TOASTed values (large text, bytea, jsonb) out of an
+// update's new row unless the table has REPLICA IDENTITY FULL. It is never a
+// real value; code that reads rows must not mistake it for one.
+type Unavailable struct{}
+
+// UnavailablePlaceholder is how an [Unavailable] value travels in text and
+// bytes columns, as Debezium's unavailable.value.placeholder default.
+const UnavailablePlaceholder = "__debezium_unavailable_value"
 
 // Column describes one column of a captured table.
 type Column struct {

@@ -15,6 +15,7 @@ import (
 type reader struct {
 	codec    *goavro.Codec
 	row      *rowSchema // the Key record, or the envelope's Value record
+	rowErr   error      // why the schema is not a record of columns
 	envelope bool
 }
 
@@ -37,12 +38,13 @@ func newReader(schema string) (*reader, error) {
 			return nil, fmt.Errorf("schema %s: field before is not [null, record]", fullName(top))
 		}
 		r.row, err = rowSchemaOf(rec, named)
-	} else {
-		r.row, err = rowSchemaOf(top, named)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
 	}
-	if err != nil {
-		return nil, err
-	}
+	// Any other record: a key, or something only DecodeTransaction reads.
+	r.row, r.rowErr = rowSchemaOf(top, named)
 	return r, nil
 }
 
@@ -159,6 +161,9 @@ func columnTypeFromSchema(t any, named map[string]map[string]any) (columnType, e
 
 // decodeKey decodes a Key record body.
 func (r *reader) decodeKey(body []byte) (change.Row, error) {
+	if r.rowErr != nil {
+		return nil, r.rowErr
+	}
 	native, _, err := r.codec.NativeFromBinary(body)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ type Encoder struct {
 
 	mu     sync.Mutex
 	tables map[string]*registered // by table identity (name + columns)
+	txIDs  map[string][2]int      // transaction topic → key and value schema ids
 }
 
 type registered struct {
@@ -29,7 +30,7 @@ type registered struct {
 
 // NewEncoder returns an Encoder for topics named <prefix>.<schema>.<table>.
 func NewEncoder(reg *sr.Client, prefix string) *Encoder {
-	return &Encoder{reg: reg, prefix: prefix, tables: map[string]*registered{}}
+	return &Encoder{reg: reg, prefix: prefix, tables: map[string]*registered{}, txIDs: map[string][2]int{}}
 }
 
 // Encoded is one change event ready for Kafka.

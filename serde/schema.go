@@ -97,7 +97,13 @@ func (rs *rowSchema) encode(row change.Row) (map[string]any, error) {
 			out[avroName(f.name)] = nil
 			continue
 		}
-		a, err := f.t.toAvro(v)
+		var a any
+		var err error
+		if _, ok := v.(change.Unavailable); ok {
+			a, err = f.t.unavailable()
+		} else {
+			a, err = f.t.toAvro(v)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %w", f.name, err)
 		}
@@ -120,6 +126,10 @@ func (rs *rowSchema) decode(native any) (change.Row, error) {
 		v := unwrapUnion(m[f.name])
 		if v == nil {
 			row[f.name] = nil
+			continue
+		}
+		if f.t.isUnavailable(v) {
+			row[f.name] = change.Unavailable{}
 			continue
 		}
 		r, err := f.t.fromAvro(v)
@@ -146,7 +156,7 @@ func unwrapUnion(v any) any {
 
 func isPrimitive(s string) bool {
 	switch s {
-	case "null", "boolean", "int", "long", "float", "double", "bytes", "string":
+	case "null", "boolean", "int", "long", "float", "double", "bytes", "string", "array", "map":
 		return true
 	}
 	return false

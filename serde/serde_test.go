@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,5 +188,74 @@ func TestKeyOnlyBeforeImageGetsFallbacks(t *testing.T) {
 	if ev.Before["id"] != int64(9) || ev.Before["customer_id"] != int32(0) || ev.Before["status"] != nil ||
 		ev.Before["amount"].(*big.Rat).Sign() != 0 || !ev.Before["created_at"].(time.Time).Equal(time.Unix(0, 0)) {
 		t.Fatalf("before = %v", ev.Before)
+	}
+}
+
+func TestTransactionRecordsRoundTrip(t *testing.T) {
+	reg := srfake.New()
+	defer reg.Close()
+	client, _ := sr.NewClient(sr.URLs(reg.URL()))
+	ctx := context.Background()
+	enc, dec := NewEncoder(client, "shop"), NewDecoder(client)
+	for _, rec := range []TransactionRecord{
+		{Status: TransactionBegin, ID: "771:12288", TsMs: 1795000000000},
+		{Status: TransactionEnd, ID: "771:12288", TsMs: 1795000000000, EventCount: 3,
+			DataCollections: []DataCollectionCount{{"public.orders", 2}, {"public.customers", 1}}},
+	} {
+		e, err := enc.EncodeTransaction(ctx, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Topic != "shop.transaction" {
+			t.Fatalf("topic %s", e.Topic)
+		}
+		got, err := dec.DecodeTransaction(ctx, e.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, rec) {
+			t.Fatalf("round trip:\ngot  %+v\nwant %+v", got, rec)
+		}
+		key, err := dec.DecodeKey(ctx, e.Key)
+		if err != nil || key["id"] != rec.ID {
+			t.Fatalf("key %v, %v", key, err)
+		}
+	}
+}
+
+func TestUnavailableValuesTravelAsThePlaceholder(t *testing.T) {
+	ts, err := NewTableSchemas("shop", ordersTable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newReader(ts.Envelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := change.Row{"id": int64(1), "customer_id": int32(2), "amount": big.NewRat(1, 1),
+		"created_at": time.Unix(0, 0).UTC(), "status": change.Unavailable{}, "meta": change.Unavailable{},
+		"photo": change.Unavailable{}}
+	body, err := ts.EncodeEnvelope(&change.Event{Op: change.OpUpdate, After: after, Source: change.Source{Snapshot: "false"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, _, _ := ts.envCodec.NativeFromBinary(body)
+	value := native.(map[string]any)["after"].(map[string]any)["shop.public.orders.Value"].(map[string]any)
+	if value["status"].(map[string]any)["string"] != change.UnavailablePlaceholder {
+		t.Fatalf("status travels as %v", value["status"])
+	}
+	ev, err := r.decodeEnvelope(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, col := range []string{"status", "meta", "photo"} {
+		if ev.After[col] != (change.Unavailable{}) {
+			t.Errorf("%s decodes to %#v, want change.Unavailable", col, ev.After[col])
+		}
+	}
+	_, err = ts.EncodeEnvelope(&change.Event{Op: change.OpUpdate, Source: change.Source{Snapshot: "false"},
+		After: change.Row{"id": int64(1), "customer_id": change.Unavailable{}, "amount": big.NewRat(1, 1), "created_at": time.Unix(0, 0)}})
+	if err == nil || !strings.Contains(err.Error(), "REPLICA IDENTITY FULL") {
+		t.Fatalf("an unavailable integer encodes: %v", err)
 	}
 }

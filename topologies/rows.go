@@ -61,6 +61,9 @@ func (d *rowDecoder[T]) decode(row change.Row) (T, error) {
 		if !ok || x == nil {
 			continue
 		}
+		if _, ok := x.(change.Unavailable); ok {
+			return out, fmt.Errorf("column %s: the source did not send its value (an unchanged TOASTed value); give the table REPLICA IDENTITY FULL, or leave field %s out of %s", f.column, v.Type().Field(f.index).Name, v.Type())
+		}
 		if err := assign(v.Field(f.index), x); err != nil {
 			return out, fmt.Errorf("column %s into field %s: %w", f.column, v.Type().Field(f.index).Name, err)
 		}
