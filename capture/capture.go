@@ -23,6 +23,10 @@ import (
 // Version is cdcflow's version, written to every envelope's source.version.
 const Version = "0.1.0"
 
+// HeartbeatPrefix is the prefix of the logical decoding messages capture
+// writes as heartbeats.
+const HeartbeatPrefix = "cdcflow_heartbeat"
+
 // Capture streams committed changes of the configured tables from PostgreSQL
 // to Kafka. Create it with [New] and start it with [Capture.Run].
 type Capture struct {
@@ -103,7 +107,7 @@ func (c *Capture) Run(ctx context.Context) error {
 		c.pub.complete, c.pub.durable = start, start
 	}
 	err = pglogrepl.StartReplication(ctx, repl, c.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", c.cfg.Publication)},
+		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", c.cfg.Publication), "messages 'true'"},
 	})
 	if err != nil {
 		return fmt.Errorf("start replication from slot %s: %w", c.cfg.Slot, err)
@@ -165,6 +169,7 @@ func (c *Capture) openKafka(ctx context.Context) error {
 	if !c.cfg.NoTransactionTopic {
 		topics = append(topics, serde.TransactionTopic(c.cfg.TopicPrefix))
 	}
+	topics = append(topics, serde.MessageTopic(c.cfg.TopicPrefix))
 	for _, topic := range topics {
 		if err := c.ensureTopic(ctx, adm, topic); err != nil {
 			return fail(err)
@@ -195,7 +200,7 @@ type txState struct {
 func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn) error {
 	var tx *txState
 	var sent change.LSN
-	nextStatus := time.Now()
+	nextStatus, nextHeartbeat := time.Now(), time.Now()
 	for {
 		if ctx.Err() != nil {
 			return c.shutdown(repl)
@@ -213,9 +218,18 @@ func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 			}
 			nextStatus = time.Now().Add(c.cfg.StatusInterval)
 		}
+		if c.cfg.HeartbeatInterval > 0 && !time.Now().Before(nextHeartbeat) {
+			if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, '')", HeartbeatPrefix); err != nil {
+				return c.stop(repl, fmt.Errorf("write heartbeat: %w", err))
+			}
+			nextHeartbeat = time.Now().Add(c.cfg.HeartbeatInterval)
+		}
 		deadline := nextStatus
 		if due := c.pub.began.Add(c.cfg.TransactionTime); c.pub.open && due.Before(deadline) {
 			deadline = due
+		}
+		if c.cfg.HeartbeatInterval > 0 && nextHeartbeat.Before(deadline) {
+			deadline = nextHeartbeat
 		}
 		rctx, cancel := context.WithDeadline(ctx, deadline)
 		raw, err := repl.ReceiveMessage(rctx)
@@ -319,6 +333,8 @@ func (c *Capture) handle(ctx context.Context, conn *pgx.Conn, tx *txState, xld p
 			}
 		}
 		return nil, c.pub.sourceCommitted(ctx, change.LSN(m.TransactionEndLSN))
+	case *pglogrepl.LogicalDecodingMessage:
+		return tx, c.message(ctx, tx, m)
 	case *pglogrepl.InsertMessage:
 		return tx, c.change(ctx, tx, xld, m.RelationID, change.OpCreate, nil, 0, m.Tuple)
 	case *pglogrepl.UpdateMessage:
@@ -430,6 +446,45 @@ func (c *Capture) emit(ctx context.Context, tx *txState, t *change.Table, lsn ch
 	return c.pub.produce(ctx, ev.Position, records)
 }
 
+// message publishes a logical decoding message to <prefix>.message, unless it
+// is a heartbeat or its prefix is not selected. A transactional message is a
+// change of its transaction; a non-transactional one stands alone at its LSN.
+func (c *Capture) message(ctx context.Context, tx *txState, m *pglogrepl.LogicalDecodingMessage) error {
+	if m.Prefix == HeartbeatPrefix || (len(c.cfg.MessagePrefixes) > 0 && !slices.Contains(c.cfg.MessagePrefixes, m.Prefix)) {
+		return nil
+	}
+	lsn := change.LSN(m.LSN)
+	msg := &serde.Message{Prefix: m.Prefix, Content: m.Content, TsMs: time.Now().UnixMilli(),
+		Source: change.Source{Version: Version, Connector: "postgresql", Name: c.cfg.TopicPrefix,
+			Snapshot: "false", DB: c.db, LSN: lsn}}
+	if m.Transactional && tx != nil {
+		tx.index++
+		tx.perTable[""]++ // messages count towards the transaction, in no table
+		if tx.index == 1 {
+			if err := c.transactionRecord(ctx, tx, serde.TransactionBegin); err != nil {
+				return err
+			}
+		}
+		msg.Position = change.Position{CommitLSN: tx.commit, Index: tx.index}
+		msg.Source.TsMs, msg.Source.TsUs, msg.Source.TsNs = tx.time.UnixMilli(), tx.time.UnixMicro(), tx.time.UnixNano()
+		msg.Source.TxID, msg.Source.Sequence = int64(tx.xid), change.SequenceFor(tx.commit, lsn)
+		msg.Transaction = &change.Transaction{ID: tx.id(), TotalOrder: int64(tx.index), DataCollectionOrder: tx.perTable[""]}
+	} else {
+		msg.Position = change.Position{CommitLSN: lsn}
+		msg.Source.Sequence = change.SequenceFor(lsn, lsn)
+		msg.Source.TsMs = msg.TsMs
+	}
+	if msg.Position.Compare(c.resume) <= 0 {
+		c.skipped++
+		return nil
+	}
+	rec, err := c.enc.EncodeMessage(ctx, msg)
+	if err != nil {
+		return fmt.Errorf("encode logical decoding message at %s: %w", lsn, err)
+	}
+	return c.pub.produce(ctx, msg.Position, []serde.Encoded{rec})
+}
+
 // The positions of a transaction's BEGIN and END records: before its first
 // and after its last change, so that a restart skips them like changes.
 const (
@@ -449,6 +504,9 @@ func (c *Capture) transactionRecord(ctx context.Context, tx *txState, status ser
 		pos.Index = endIndex
 		rec.EventCount = int64(tx.index)
 		for _, name := range slices.Sorted(maps.Keys(tx.perTable)) {
+			if name == "" {
+				continue // logical decoding messages
+			}
 			rec.DataCollections = append(rec.DataCollections, serde.DataCollectionCount{DataCollection: name, EventCount: tx.perTable[name]})
 		}
 	}

@@ -51,6 +51,18 @@ type Config struct {
 	// NoTransactionTopic drops the <prefix>.transaction topic of BEGIN and
 	// END records (the envelopes' transaction block stays).
 	NoTransactionTopic bool
+	// HeartbeatInterval is how often capture writes a heartbeat (a
+	// transactional logical decoding message with prefix
+	// [HeartbeatPrefix]) into the database, so that the slot's confirmed
+	// position keeps moving, and retained WAL stays bounded, while the
+	// captured tables are idle and others are written. Default 10s; negative
+	// turns heartbeats off.
+	HeartbeatInterval time.Duration
+	// MessagePrefixes selects the logical decoding messages
+	// (pg_logical_emit_message) capture publishes to <prefix>.message: those
+	// whose prefix is listed, or all when the list is empty. Heartbeats are
+	// never published.
+	MessagePrefixes []string
 	// StatusInterval is how often capture reports its confirmed position to
 	// PostgreSQL. Default 10s.
 	StatusInterval time.Duration
@@ -79,6 +91,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StatusInterval == 0 {
 		c.StatusInterval = 10 * time.Second
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -457,3 +457,111 @@ func TestTransactionTopic(t *testing.T) {
 		t.Fatalf("transaction records:\ngot  %+v\nwant %+v", got, want)
 	}
 }
+
+// walRetained reports how far the slot's restart and confirmed positions
+// trail the current WAL position, in bytes.
+func (f *fixture) walRetained() (restart, confirmed int64) {
+	f.t.Helper()
+	err := f.db.QueryRow(context.Background(), `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8,
+		pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1`, f.name).Scan(&restart, &confirmed)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return restart, confirmed
+}
+
+// TestIdleSlotHeartbeats writes about 50 MB of WAL to a table capture does
+// not capture and checks that heartbeats keep the slot's retained WAL
+// bounded, and that without them it is not.
+func TestIdleSlotHeartbeats(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		heartbeat time.Duration
+	}{{"heartbeats", 300 * time.Millisecond}, {"no heartbeats", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			busy := f.name + "_busy"
+			f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", f.name))
+			f.exec(fmt.Sprintf("CREATE TABLE %s (id int, pad text)", busy))
+			t.Cleanup(func() {
+				f.db.Exec(context.Background(), "DROP TABLE IF EXISTS "+busy)
+			})
+			f.start(capture.Config{HeartbeatInterval: tc.heartbeat})
+			start := f.walLSN()
+			for i := 0; i < 10; i++ {
+				f.exec(fmt.Sprintf("INSERT INTO %s SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, 5000) g", busy))
+			}
+			written := int64(f.walLSN() - start)
+			time.Sleep(2 * time.Second)
+			f.exec("CHECKPOINT") // logs the running transactions the slot's restart position moves to
+			time.Sleep(2 * time.Second)
+			restart, confirmed := f.walRetained()
+			t.Logf("wrote %.1f MB of WAL elsewhere; slot retains %.1f MB (restart_lsn), confirmed_flush trails by %.1f MB",
+				float64(written)/1e6, float64(restart)/1e6, float64(confirmed)/1e6)
+			if written < 40e6 {
+				t.Fatalf("the workload wrote only %d bytes of WAL", written)
+			}
+			if tc.heartbeat > 0 && (restart > 4e6 || confirmed > 1e6) {
+				t.Errorf("with heartbeats the slot retains %d bytes (restart) and trails %d (confirmed)", restart, confirmed)
+			}
+			if tc.heartbeat < 0 && restart < written {
+				t.Errorf("without heartbeats the slot retains only %d of %d bytes: the test does not show what heartbeats fix", restart, written)
+			}
+		})
+	}
+}
+
+func TestLogicalDecodingMessages(t *testing.T) {
+	f := newFixture(t)
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", f.name))
+	f.start(capture.Config{MessagePrefixes: []string{"outbox"}})
+	tx, err := f.db.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		"INSERT INTO " + f.name + " VALUES (1)",
+		"SELECT pg_logical_emit_message(true, 'outbox', '{\"type\":\"OrderCreated\",\"id\":1}')",
+		"SELECT pg_logical_emit_message(true, 'other', 'not selected')",
+	} {
+		if _, err := tx.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.exec("SELECT pg_logical_emit_message(false, 'outbox', 'right away')")
+	ins := f.consume(serde.Topic(f.prefix, "public", f.name), 1)[0].event
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(serde.MessageTopic(f.prefix)),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	dec := serde.NewDecoder(f.reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var got []*serde.Message
+	for len(got) < 2 && ctx.Err() == nil {
+		for _, r := range cl.PollFetches(ctx).Records() {
+			m, err := dec.DecodeMessage(ctx, r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, m)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d messages, want 2", len(got))
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].Position.Compare(got[j].Position) < 0 })
+	if m := got[0]; m.Prefix != "outbox" || string(m.Content) != `{"type":"OrderCreated","id":1}` || m.Transaction == nil ||
+		m.Transaction.ID != ins.Transaction.ID || m.Position != (change.Position{CommitLSN: ins.Position.CommitLSN, Index: 2}) {
+		t.Errorf("transactional message: %+v (transaction %+v), want the outbox message after the insert %v", m, m.Transaction, ins.Position)
+	}
+	if m := got[1]; m.Prefix != "outbox" || string(m.Content) != "right away" || m.Transaction != nil || m.Position.Compare(ins.Position) <= 0 {
+		t.Errorf("non-transactional message: %+v", m)
+	}
+}

@@ -3,7 +3,6 @@ package serde
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/linkedin/goavro/v2"
@@ -199,31 +198,54 @@ func (r *reader) decodeEnvelope(body []byte) (*change.Event, error) {
 			}
 		}
 	}
-	src, _ := m["source"].(map[string]any)
+	ev.Source = sourceFromNative(m["source"])
+	ev.Transaction = transactionFromNative(m["transaction"])
+	if ev.Position, err = positionOf(ev.Source, ev.Transaction); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+func sourceFromNative(v any) change.Source {
+	src, _ := v.(map[string]any)
 	str := func(k string) string { s, _ := unwrapUnion(src[k]).(string); return s }
 	long := func(k string) int64 { n, _ := unwrapUnion(src[k]).(int64); return n }
-	ev.Source = change.Source{
+	return change.Source{
 		Version: str("version"), Connector: str("connector"), Name: str("name"),
 		TsMs: long("ts_ms"), Snapshot: str("snapshot"), DB: str("db"), Sequence: str("sequence"),
 		TsUs: long("ts_us"), TsNs: long("ts_ns"), Schema: str("schema"), Table: str("table"),
 		TxID: long("txId"), LSN: change.LSN(long("lsn")),
 	}
-	if tx, ok := unwrapUnion(m["transaction"]).(map[string]any); ok {
-		ev.Transaction = &change.Transaction{
-			ID:                  tx["id"].(string),
-			TotalOrder:          tx["total_order"].(int64),
-			DataCollectionOrder: tx["data_collection_order"].(int64),
-		}
+}
+
+func transactionFromNative(v any) *change.Transaction {
+	tx, ok := unwrapUnion(v).(map[string]any)
+	if !ok {
+		return nil
 	}
-	if ev.Source.Sequence != "" && ev.Transaction != nil {
-		commit, _, err := change.ParseSequence(ev.Source.Sequence)
-		if err != nil {
-			return nil, err
-		}
-		if ev.Transaction.TotalOrder < 0 || ev.Transaction.TotalOrder > 1<<32-1 {
-			return nil, fmt.Errorf("transaction.total_order %s out of range", strconv.FormatInt(ev.Transaction.TotalOrder, 10))
-		}
-		ev.Position = change.Position{CommitLSN: commit, Index: uint32(ev.Transaction.TotalOrder)}
+	id, _ := tx["id"].(string)
+	total, _ := tx["total_order"].(int64)
+	dc, _ := tx["data_collection_order"].(int64)
+	return &change.Transaction{ID: id, TotalOrder: total, DataCollectionOrder: dc}
+}
+
+// positionOf recovers a position: the commit LSN from source.sequence, the
+// index from transaction.total_order (0 outside a transaction). Records
+// without a cdcflow sequence have the zero position.
+func positionOf(s change.Source, tx *change.Transaction) (change.Position, error) {
+	if s.Sequence == "" {
+		return change.Position{}, nil
 	}
-	return ev, nil
+	commit, _, err := change.ParseSequence(s.Sequence)
+	if err != nil {
+		return change.Position{}, err
+	}
+	pos := change.Position{CommitLSN: commit}
+	if tx != nil {
+		if tx.TotalOrder < 0 || tx.TotalOrder > 1<<32-1 {
+			return change.Position{}, fmt.Errorf("transaction.total_order %d out of range", tx.TotalOrder)
+		}
+		pos.Index = uint32(tx.TotalOrder)
+	}
+	return pos, nil
 }

@@ -18,9 +18,9 @@ type Encoder struct {
 	reg    *sr.Client
 	prefix string
 
-	mu     sync.Mutex
-	tables map[string]*registered // by table identity (name + columns)
-	txIDs  map[string][2]int      // transaction topic → key and value schema ids
+	mu       sync.Mutex
+	tables   map[string]*registered // by table identity (name + columns)
+	fixedIDs map[string][2]int      // topic → key and value schema ids of fixed schemas
 }
 
 type registered struct {
@@ -30,7 +30,7 @@ type registered struct {
 
 // NewEncoder returns an Encoder for topics named <prefix>.<schema>.<table>.
 func NewEncoder(reg *sr.Client, prefix string) *Encoder {
-	return &Encoder{reg: reg, prefix: prefix, tables: map[string]*registered{}, txIDs: map[string][2]int{}}
+	return &Encoder{reg: reg, prefix: prefix, tables: map[string]*registered{}, fixedIDs: map[string][2]int{}}
 }
 
 // Encoded is one change event ready for Kafka.

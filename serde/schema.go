@@ -304,8 +304,13 @@ func (ts *TableSchemas) EncodeEnvelope(ev *change.Event) ([]byte, error) {
 		}
 		native[side.name] = goavro.Union(ts.value.fullName, r)
 	}
-	s := ev.Source
-	native["source"] = map[string]any{
+	native["source"] = sourceNative(ev.Source)
+	native["transaction"] = transactionNative(ev.Transaction)
+	return ts.envCodec.BinaryFromNative(nil, native)
+}
+
+func sourceNative(s change.Source) map[string]any {
+	return map[string]any{
 		"version": s.Version, "connector": s.Connector, "name": s.Name, "ts_ms": s.TsMs,
 		"snapshot": goavro.Union("string", s.Snapshot), "db": s.DB,
 		"sequence": goavro.Union("string", s.Sequence),
@@ -314,12 +319,13 @@ func (ts *TableSchemas) EncodeEnvelope(ev *change.Event) ([]byte, error) {
 		"txId": goavro.Union("long", s.TxID), "lsn": goavro.Union("long", int64(s.LSN)),
 		"xmin": nil,
 	}
-	if tx := ev.Transaction; tx != nil {
-		native["transaction"] = goavro.Union(transactionRecordName, map[string]any{
-			"id": tx.ID, "total_order": tx.TotalOrder, "data_collection_order": tx.DataCollectionOrder,
-		})
-	} else {
-		native["transaction"] = nil
+}
+
+func transactionNative(tx *change.Transaction) any {
+	if tx == nil {
+		return nil
 	}
-	return ts.envCodec.BinaryFromNative(nil, native)
+	return goavro.Union(transactionRecordName, map[string]any{
+		"id": tx.ID, "total_order": tx.TotalOrder, "data_collection_order": tx.DataCollectionOrder,
+	})
 }

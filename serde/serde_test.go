@@ -259,3 +259,30 @@ func TestUnavailableValuesTravelAsThePlaceholder(t *testing.T) {
 		t.Fatalf("an unavailable integer encodes: %v", err)
 	}
 }
+
+func TestMessagesRoundTrip(t *testing.T) {
+	reg := srfake.New()
+	defer reg.Close()
+	client, _ := sr.NewClient(sr.URLs(reg.URL()))
+	ctx := context.Background()
+	enc, dec := NewEncoder(client, "shop"), NewDecoder(client)
+	m := &Message{Prefix: "outbox", Content: []byte(`{"type":"OrderCreated"}`), TsMs: 1795000000123,
+		Source: change.Source{Version: "0.1.0", Connector: "postgresql", Name: "shop", TsMs: 1795000000000, Snapshot: "false",
+			DB: "cdcflow", Sequence: change.SequenceFor(0x3000, 0x2F00), TxID: 9, LSN: 0x2F00},
+		Transaction: &change.Transaction{ID: "9:12288", TotalOrder: 1, DataCollectionOrder: 1},
+		Position:    change.Position{CommitLSN: 0x3000, Index: 1}}
+	e, err := enc.EncodeMessage(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Topic != "shop.message" {
+		t.Fatalf("topic %s", e.Topic)
+	}
+	got, err := dec.DecodeMessage(ctx, e.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip:\ngot  %+v\nwant %+v", got, m)
+	}
+}

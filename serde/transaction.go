@@ -70,19 +70,9 @@ func (e *Encoder) EncodeTransaction(ctx context.Context, rec TransactionRecord) 
 		return Encoded{}, err
 	}
 	topic := TransactionTopic(e.prefix)
-	e.mu.Lock()
-	ids, ok := e.txIDs[topic]
-	e.mu.Unlock()
-	if !ok {
-		if ids[0], err = e.create(ctx, topic+"-key", transactionKeySchema); err != nil {
-			return Encoded{}, err
-		}
-		if ids[1], err = e.create(ctx, topic+"-value", transactionValueSchema); err != nil {
-			return Encoded{}, err
-		}
-		e.mu.Lock()
-		e.txIDs[topic] = ids
-		e.mu.Unlock()
+	ids, err := e.registerPair(ctx, topic, [2]string{transactionKeySchema, transactionValueSchema})
+	if err != nil {
+		return Encoded{}, err
 	}
 	key, err := codecs[0].BinaryFromNative(nil, map[string]any{"id": rec.ID})
 	if err != nil {
@@ -129,4 +119,25 @@ func (d *Decoder) DecodeTransaction(ctx context.Context, value []byte) (Transact
 		rec.DataCollections = append(rec.DataCollections, DataCollectionCount{DataCollection: name, EventCount: n})
 	}
 	return rec, nil
+}
+
+// registerPair registers a fixed key and value schema for topic once.
+func (e *Encoder) registerPair(ctx context.Context, topic string, schemas [2]string) ([2]int, error) {
+	e.mu.Lock()
+	ids, ok := e.fixedIDs[topic]
+	e.mu.Unlock()
+	if ok {
+		return ids, nil
+	}
+	var err error
+	if ids[0], err = e.create(ctx, topic+"-key", schemas[0]); err != nil {
+		return ids, err
+	}
+	if ids[1], err = e.create(ctx, topic+"-value", schemas[1]); err != nil {
+		return ids, err
+	}
+	e.mu.Lock()
+	e.fixedIDs[topic] = ids
+	e.mu.Unlock()
+	return ids, nil
 }
