@@ -2,11 +2,13 @@ package capture
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
@@ -41,10 +43,25 @@ type Capture struct {
 	db        string
 	streaming chan struct{} // closed once replication started
 
-	kafka   *kgo.Client // the transactional producer, while Run runs
-	pub     *publisher
-	resume  change.Position // changes at or before it were published already
-	skipped int64
+	kafka  *kgo.Client // the transactional producer, while Run runs
+	pub    *publisher
+	resume change.Position // changes at or before it were published already
+
+	skipped, deadLettered atomic.Int64
+}
+
+// Stats counts what a Capture did since it was built.
+type Stats struct {
+	// Skipped counts changes PostgreSQL sent again after a restart that
+	// were already committed to Kafka.
+	Skipped int64
+	// DeadLettered counts changes sent to the dead-letter topic.
+	DeadLettered int64
+}
+
+// Stats returns the counters. It is safe to call while Run runs.
+func (c *Capture) Stats() Stats {
+	return Stats{Skipped: c.skipped.Load(), DeadLettered: c.deadLettered.Load()}
 }
 
 // New returns a Capture that encodes with enc. It validates cfg but connects
@@ -169,7 +186,7 @@ func (c *Capture) openKafka(ctx context.Context) error {
 	if !c.cfg.NoTransactionTopic {
 		topics = append(topics, serde.TransactionTopic(c.cfg.TopicPrefix))
 	}
-	topics = append(topics, serde.MessageTopic(c.cfg.TopicPrefix))
+	topics = append(topics, serde.MessageTopic(c.cfg.TopicPrefix), c.cfg.DeadLetterTopic)
 	for _, topic := range topics {
 		if err := c.ensureTopic(ctx, adm, topic); err != nil {
 			return fail(err)
@@ -279,7 +296,7 @@ func (c *Capture) shutdown(repl *pgconn.PgConn) error {
 	if err := sendStatus(ctx, repl, c.pub.durable); err != nil {
 		c.log.Warn("confirm position on shutdown", "err", err)
 	}
-	c.log.Info("capture stopped", "confirmed", c.pub.durable.String(), "position", c.pub.last.String(), "skipped_already_published", c.skipped)
+	c.log.Info("capture stopped", "confirmed", c.pub.durable.String(), "position", c.pub.last.String(), "skipped_already_published", c.skipped.Load(), "dead_lettered", c.deadLettered.Load())
 	return nil
 }
 
@@ -357,9 +374,11 @@ func (c *Capture) change(ctx context.Context, tx *txState, xld pglogrepl.XLogDat
 	if !c.want[t.String()] {
 		return nil // published, but not captured by this configuration
 	}
+	lsn := change.LSN(xld.WALStart)
+	raw := rawChange{Schema: t.Schema, Table: t.Name, Op: op.String(), Before: rawTuple(t, oldTuple), After: rawTuple(t, newTuple)}
 	after, err := c.dec.row(t, newTuple)
 	if err != nil {
-		return err
+		return c.deadLetter(ctx, tx, t, lsn, raw, err)
 	}
 	var before change.Row
 	switch oldType {
@@ -369,7 +388,7 @@ func (c *Capture) change(ctx context.Context, tx *txState, xld pglogrepl.XLogDat
 		before, err = c.dec.keyRow(t, oldTuple)
 	}
 	if err != nil {
-		return err
+		return c.deadLetter(ctx, tx, t, lsn, raw, err)
 	}
 	// An unchanged TOASTed value is left out of the new row; with a full
 	// before image it is known.
@@ -378,16 +397,15 @@ func (c *Capture) change(ctx context.Context, tx *txState, xld pglogrepl.XLogDat
 			after[col] = before[col]
 		}
 	}
-	lsn := change.LSN(xld.WALStart)
 	if op == change.OpUpdate && before != nil && keyChanged(t, before, after) {
 		// Debezium's way: a delete of the old key (and its tombstone), then
 		// a create of the new one.
-		if err := c.emit(ctx, tx, t, lsn, change.OpDelete, before, nil); err != nil {
+		if err := c.emit(ctx, tx, t, lsn, change.OpDelete, before, nil, raw); err != nil {
 			return err
 		}
-		return c.emit(ctx, tx, t, lsn, change.OpCreate, nil, after)
+		return c.emit(ctx, tx, t, lsn, change.OpCreate, nil, after, raw)
 	}
-	return c.emit(ctx, tx, t, lsn, op, before, after)
+	return c.emit(ctx, tx, t, lsn, op, before, after, raw)
 }
 
 func keyChanged(t *change.Table, before, after change.Row) bool {
@@ -405,13 +423,9 @@ func (tx *txState) id() string { return fmt.Sprintf("%d:%d", tx.xid, uint64(tx.c
 // emit publishes one change event of tx (and its tombstone after a delete),
 // unless a previous run published it already. The first event of a
 // transaction is preceded by its BEGIN record.
-func (c *Capture) emit(ctx context.Context, tx *txState, t *change.Table, lsn change.LSN, op change.Op, before, after change.Row) error {
-	tx.index++
-	tx.perTable[t.String()]++
-	if tx.index == 1 {
-		if err := c.transactionRecord(ctx, tx, serde.TransactionBegin); err != nil {
-			return err
-		}
+func (c *Capture) emit(ctx context.Context, tx *txState, t *change.Table, lsn change.LSN, op change.Op, before, after change.Row, raw rawChange) error {
+	if err := c.next(ctx, tx, t.String()); err != nil {
+		return err
 	}
 	ev := &change.Event{
 		Op: op, Before: before, After: after,
@@ -428,10 +442,14 @@ func (c *Capture) emit(ctx context.Context, tx *txState, t *change.Table, lsn ch
 		Position: change.Position{CommitLSN: tx.commit, Index: tx.index},
 	}
 	if ev.Position.Compare(c.resume) <= 0 {
-		c.skipped++ // committed to Kafka before a restart
+		c.skipped.Add(1) // committed to Kafka before a restart
 		return nil
 	}
 	rec, err := c.enc.Encode(ctx, t, ev)
+	var valueErr *serde.ValueError
+	if errors.As(err, &valueErr) || errors.Is(err, serde.ErrSchemaRejected) {
+		return c.publishDeadLetter(ctx, t, lsn, ev.Position, raw, err)
+	}
 	if err != nil {
 		return fmt.Errorf("encode change at %s to %s: %w", lsn, t, err)
 	}
@@ -458,12 +476,8 @@ func (c *Capture) message(ctx context.Context, tx *txState, m *pglogrepl.Logical
 		Source: change.Source{Version: Version, Connector: "postgresql", Name: c.cfg.TopicPrefix,
 			Snapshot: "false", DB: c.db, LSN: lsn}}
 	if m.Transactional && tx != nil {
-		tx.index++
-		tx.perTable[""]++ // messages count towards the transaction, in no table
-		if tx.index == 1 {
-			if err := c.transactionRecord(ctx, tx, serde.TransactionBegin); err != nil {
-				return err
-			}
+		if err := c.next(ctx, tx, ""); err != nil { // a message counts towards its transaction, in no table
+			return err
 		}
 		msg.Position = change.Position{CommitLSN: tx.commit, Index: tx.index}
 		msg.Source.TsMs, msg.Source.TsUs, msg.Source.TsNs = tx.time.UnixMilli(), tx.time.UnixMicro(), tx.time.UnixNano()
@@ -475,7 +489,7 @@ func (c *Capture) message(ctx context.Context, tx *txState, m *pglogrepl.Logical
 		msg.Source.TsMs = msg.TsMs
 	}
 	if msg.Position.Compare(c.resume) <= 0 {
-		c.skipped++
+		c.skipped.Add(1)
 		return nil
 	}
 	rec, err := c.enc.EncodeMessage(ctx, msg)
@@ -483,6 +497,92 @@ func (c *Capture) message(ctx context.Context, tx *txState, m *pglogrepl.Logical
 		return fmt.Errorf("encode logical decoding message at %s: %w", lsn, err)
 	}
 	return c.pub.produce(ctx, msg.Position, []serde.Encoded{rec})
+}
+
+// next counts one more event of table in tx ("" for messages); the transaction's first event
+// is preceded by its BEGIN record.
+func (c *Capture) next(ctx context.Context, tx *txState, table string) error {
+	tx.index++
+	tx.perTable[table]++
+	if tx.index == 1 {
+		return c.transactionRecord(ctx, tx, serde.TransactionBegin)
+	}
+	return nil
+}
+
+// rawChange is a change in PostgreSQL's text form: what the dead-letter
+// topic keeps of a change capture could not encode.
+type rawChange struct {
+	Schema   string             `json:"schema"`
+	Table    string             `json:"table"`
+	Op       string             `json:"op"`
+	Before   map[string]*string `json:"before"`
+	After    map[string]*string `json:"after"`
+	Position string             `json:"position"`
+	LSN      string             `json:"lsn"`
+	Error    string             `json:"error"`
+}
+
+func rawTuple(t *change.Table, tuple *pglogrepl.TupleData) map[string]*string {
+	if tuple == nil {
+		return nil
+	}
+	out := make(map[string]*string, len(tuple.Columns))
+	for i, col := range tuple.Columns {
+		if i >= len(t.Columns) {
+			break
+		}
+		switch col.DataType {
+		case pglogrepl.TupleDataTypeNull:
+			out[t.Columns[i].Name] = nil
+		case pglogrepl.TupleDataTypeToast:
+			v := change.UnavailablePlaceholder
+			out[t.Columns[i].Name] = &v
+		default:
+			v := string(col.Data)
+			out[t.Columns[i].Name] = &v
+		}
+	}
+	return out
+}
+
+// deadLetter counts a change that could not be decoded as an event of tx
+// and publishes it to the dead-letter topic.
+func (c *Capture) deadLetter(ctx context.Context, tx *txState, t *change.Table, lsn change.LSN, raw rawChange, cause error) error {
+	if err := c.next(ctx, tx, t.String()); err != nil {
+		return err
+	}
+	pos := change.Position{CommitLSN: tx.commit, Index: tx.index}
+	if pos.Compare(c.resume) <= 0 {
+		c.skipped.Add(1)
+		return nil
+	}
+	return c.publishDeadLetter(ctx, t, lsn, pos, raw, cause)
+}
+
+// publishDeadLetter writes a change capture cannot encode to the dead-letter
+// topic, in the same Kafka transaction as the changes around it: the row in
+// PostgreSQL's text form as JSON, the error and the source position in
+// headers. Capture goes on with the next change.
+func (c *Capture) publishDeadLetter(ctx context.Context, t *change.Table, lsn change.LSN, pos change.Position, raw rawChange, cause error) error {
+	raw.Position, raw.LSN, raw.Error = pos.String(), lsn.String(), cause.Error()
+	value, err := json.Marshal(raw)
+	if err != nil {
+		return err
+	}
+	c.deadLettered.Add(1)
+	c.log.Warn("change sent to the dead-letter topic", "table", t.String(), "position", pos.String(), "lsn", lsn.String(),
+		"topic", c.cfg.DeadLetterTopic, "err", cause)
+	return c.pub.produce(ctx, pos, []serde.Encoded{{
+		Topic: c.cfg.DeadLetterTopic, Key: []byte(t.String()), Value: value,
+		Headers: []serde.Header{
+			{Key: "cdcflow.error", Value: []byte(cause.Error())},
+			{Key: "cdcflow.position", Value: []byte(pos.String())},
+			{Key: "cdcflow.lsn", Value: []byte(lsn.String())},
+			{Key: "cdcflow.table", Value: []byte(t.String())},
+			{Key: "cdcflow.topic", Value: []byte(serde.Topic(c.cfg.TopicPrefix, t.Schema, t.Name))},
+		},
+	}})
 }
 
 // The positions of a transaction's BEGIN and END records: before its first

@@ -45,6 +45,12 @@ type Config struct {
 	Slot string
 	// Publication is the publication capture reads. Default "cdcflow".
 	Publication string
+	// DeadLetterTopic receives the changes capture cannot encode (a value
+	// with no Avro form, a schema the registry rejects), with the error and
+	// the source position in headers and the row in PostgreSQL's text form
+	// as JSON, so that nothing is lost and capture keeps going. Default
+	// <prefix>.dlq.
+	DeadLetterTopic string
 	// NoTombstones drops the tombstone (same key, null value) capture writes
 	// after each delete so that log compaction can forget the row.
 	NoTombstones bool
@@ -79,6 +85,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Publication == "" {
 		c.Publication = "cdcflow"
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = c.TopicPrefix + ".dlq"
 	}
 	if c.CheckpointTopic == "" {
 		c.CheckpointTopic = "cdcflow.checkpoints"

@@ -2,6 +2,7 @@ package capture_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -78,6 +79,19 @@ func (f *fixture) walLSN() change.LSN {
 // start runs capture until the test ends and waits until it streams.
 func (f *fixture) start(cfg capture.Config) (stop func()) {
 	f.t.Helper()
+	_, stop = f.run(cfg)
+	return stop
+}
+
+// startCapture is start for tests that read the capture's stats.
+func (f *fixture) startCapture(cfg capture.Config) *capture.Capture {
+	f.t.Helper()
+	c, _ := f.run(cfg)
+	return c
+}
+
+func (f *fixture) run(cfg capture.Config) (c *capture.Capture, stop func()) {
+	f.t.Helper()
 	cfg.DSN, cfg.TopicPrefix, cfg.Slot, cfg.Publication = f.dsn, f.prefix, f.name, f.name
 	if cfg.Tables == nil {
 		cfg.Tables = []string{"public." + f.name}
@@ -111,7 +125,7 @@ func (f *fixture) start(cfg capture.Config) (stop func()) {
 		}
 	}
 	f.t.Cleanup(stop)
-	return stop
+	return c, stop
 }
 
 // record is a consumed change: its decoded key and envelope (nil for a
@@ -563,5 +577,57 @@ func TestLogicalDecodingMessages(t *testing.T) {
 	}
 	if m := got[1]; m.Prefix != "outbox" || string(m.Content) != "right away" || m.Transaction != nil || m.Position.Compare(ins.Position) <= 0 {
 		t.Errorf("non-transactional message: %+v", m)
+	}
+}
+
+func TestPoisonRowsGoToTheDeadLetterTopic(t *testing.T) {
+	f := newFixture(t)
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, amount numeric(10,2))", f.name))
+	c := f.startCapture(capture.Config{})
+	f.exec("INSERT INTO " + f.name + " VALUES (1, 'NaN')") // no Avro decimal for NaN
+	f.exec("INSERT INTO " + f.name + " VALUES (2, 2.50)")
+
+	good := f.consume(serde.Topic(f.prefix, "public", f.name), 1)
+	if got := good[0].event.After["id"]; got != int32(2) {
+		t.Fatalf("the change after the poison row is %v, want id 2", got)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(f.prefix+".dlq"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for len(recs) == 0 && ctx.Err() == nil {
+		recs = cl.PollFetches(ctx).Records()
+	}
+	if len(recs) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(recs))
+	}
+	r := recs[0]
+	headers := map[string]string{}
+	for _, h := range r.Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(r.Value, &body); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := body["after"].(map[string]any)
+	if after["id"] != "1" || after["amount"] != "NaN" || body["op"] != "c" || body["table"] != f.name {
+		t.Errorf("dead letter body %s does not hold the row", r.Value)
+	}
+	if !strings.Contains(headers["cdcflow.error"], "NaN") || headers["cdcflow.table"] != "public."+f.name ||
+		headers["cdcflow.topic"] != serde.Topic(f.prefix, "public", f.name) || headers["cdcflow.lsn"] == "" {
+		t.Errorf("headers %v", headers)
+	}
+	pos, err := change.ParsePosition(headers["cdcflow.position"])
+	if err != nil || pos.Compare(good[0].event.Position) >= 0 {
+		t.Errorf("dead letter position %v (%v) is not before the next change %v", pos, err, good[0].event.Position)
+	}
+	if st := c.Stats(); st.DeadLettered != 1 {
+		t.Errorf("stats %+v, want one dead letter", st)
 	}
 }

@@ -58,7 +58,11 @@ func (p *publisher) produce(ctx context.Context, pos change.Position, recs []ser
 		p.open, p.records, p.began = true, 0, time.Now()
 	}
 	for _, r := range recs {
-		p.kafka.Produce(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}, p.produced)
+		rec := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
+		for _, h := range r.Headers {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		p.kafka.Produce(ctx, rec, p.produced)
 	}
 	p.records++
 	p.last = pos

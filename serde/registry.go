@@ -2,6 +2,7 @@ package serde
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -35,9 +36,16 @@ func NewEncoder(reg *sr.Client, prefix string) *Encoder {
 
 // Encoded is one change event ready for Kafka.
 type Encoded struct {
-	Topic string
-	Key   []byte
-	Value []byte // nil for a tombstone
+	Topic   string
+	Key     []byte
+	Value   []byte // nil for a tombstone
+	Headers []Header
+}
+
+// Header is a Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
 }
 
 // Encode encodes ev, a change to table t, registering t's schemas first if
@@ -104,10 +112,28 @@ func (e *Encoder) register(ctx context.Context, t *change.Table) (*registered, e
 	return r, nil
 }
 
+// ErrSchemaRejected marks the errors of a schema the registry refused (it
+// is incompatible with the subject's earlier versions, or invalid): a fact
+// about the data, unlike an unreachable registry.
+var ErrSchemaRejected = errors.New("schema rejected by the registry")
+
+// ValueError is a value that has no form in its column's Avro type.
+type ValueError struct {
+	Column string
+	Err    error
+}
+
+func (e *ValueError) Error() string { return fmt.Sprintf("column %q: %v", e.Column, e.Err) }
+func (e *ValueError) Unwrap() error { return e.Err }
+
 func (e *Encoder) create(ctx context.Context, subject, schema string) (int, error) {
 	ss, err := e.reg.CreateSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro})
+	var re *sr.ResponseError
+	if errors.As(err, &re) && (re.StatusCode == 409 || re.StatusCode == 422) {
+		return 0, fmt.Errorf("%w: subject %s: %s; make the change compatible (add columns as nullable, do not retype them) or change the subject's compatibility level", ErrSchemaRejected, subject, re.Message)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("register schema for subject %s: %w (is the schema registry reachable, and does its compatibility setting allow this change?)", subject, err)
+		return 0, fmt.Errorf("register schema for subject %s: %w; check that the schema registry is reachable", subject, err)
 	}
 	return ss.ID, nil
 }

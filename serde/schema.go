@@ -2,6 +2,7 @@ package serde
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -87,7 +88,7 @@ func (rs *rowSchema) encode(row change.Row) (map[string]any, error) {
 		if v == nil {
 			if !f.nullable {
 				if present {
-					return nil, fmt.Errorf("column %q is null but not nullable", f.name)
+					return nil, &ValueError{Column: f.name, Err: errors.New("null in a column that is not nullable")}
 				}
 				// Not sent (a key-only before image): Debezium writes the
 				// type's fallback value into a required field.
@@ -105,7 +106,7 @@ func (rs *rowSchema) encode(row change.Row) (map[string]any, error) {
 			a, err = f.t.toAvro(v)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("column %q: %w", f.name, err)
+			return nil, &ValueError{Column: f.name, Err: err}
 		}
 		if f.nullable {
 			a = goavro.Union(f.branch, a)
