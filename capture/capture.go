@@ -43,9 +43,12 @@ type Capture struct {
 	db        string
 	streaming chan struct{} // closed once replication started
 
-	kafka  *kgo.Client // the transactional producer, while Run runs
-	pub    *publisher
-	resume change.Position // changes at or before it were published already
+	kafka       *kgo.Client // the transactional producer, while Run runs
+	pub         *publisher
+	resume      change.Position // changes at or before it were published already
+	ckpt        Checkpoint      // the checkpoint Run resumed from
+	ckptFound   bool
+	snapshotLSN map[string]change.LSN // per table: changes committed before it are in its snapshot
 
 	skipped, deadLettered atomic.Int64
 }
@@ -116,12 +119,35 @@ func (c *Capture) Run(ctx context.Context) error {
 		return err
 	}
 	defer repl.Close(context.Background())
-	start, created, err := ensureSlot(ctx, conn, repl, c.cfg.Slot)
+	start, exported, err := ensureSlot(ctx, conn, repl, c.cfg.Slot)
 	if err != nil {
 		return err
 	}
+	created := exported != ""
 	if start > c.pub.durable {
 		c.pub.complete, c.pub.durable = start, start
+	}
+	if tables, reason := c.snapshotPlan(created, c.ckpt, c.ckptFound); len(tables) > 0 {
+		name, at := exported, start
+		if !created {
+			holder, n, a, err := exportSnapshot(ctx, c.cfg.DSN, c.cfg.Slot)
+			if err != nil {
+				return err
+			}
+			defer holder.Close(context.Background())
+			name, at = n, a
+		}
+		c.log.Info("snapshot needed", "reason", reason, "tables", tables)
+		if err := c.snapshot(ctx, conn, name, at, tables); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("snapshot: %w; a restart goes on with the tables not finished", err)
+		}
+	}
+	if c.cfg.Snapshot == SnapshotInitialOnly {
+		c.log.Info("snapshot mode initial_only: not streaming")
+		return nil
 	}
 	err = pglogrepl.StartReplication(ctx, repl, c.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", c.cfg.Publication), "messages 'true'"},
@@ -200,7 +226,10 @@ func (c *Capture) openKafka(ctx context.Context) error {
 	if !found {
 		c.log.Info("no checkpoint yet; publishing from the slot's position", "checkpoint_topic", c.cfg.CheckpointTopic, "key", key)
 	}
-	c.kafka, c.resume = kafka, ckpt.Position
+	c.kafka, c.resume, c.ckpt, c.ckptFound = kafka, ckpt.Position, ckpt, found
+	if ckpt.Snapshot != nil {
+		c.snapshotLSN = ckpt.Snapshot.Tables
+	}
 	c.pub = newPublisher(kafka, c.cfg.CheckpointTopic, key, c.cfg.TransactionRecords, c.cfg.TransactionTime, ckpt)
 	return nil
 }
@@ -444,6 +473,9 @@ func (c *Capture) emit(ctx context.Context, tx *txState, t *change.Table, lsn ch
 	if ev.Position.Compare(c.resume) <= 0 {
 		c.skipped.Add(1) // committed to Kafka before a restart
 		return nil
+	}
+	if tx.commit < c.snapshotLSN[t.String()] {
+		return nil // committed before the table's snapshot, which holds it
 	}
 	rec, err := c.enc.Encode(ctx, t, ev)
 	var valueErr *serde.ValueError

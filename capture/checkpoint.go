@@ -17,35 +17,25 @@ import (
 // Confirm is the end LSN of the last source transaction whose changes were
 // all published, the furthest the slot may be confirmed to.
 type Checkpoint struct {
-	Position change.Position `json:"-"`
-	Confirm  change.LSN      `json:"-"`
+	Position change.Position `json:"position"`
+	Confirm  change.LSN      `json:"confirm_lsn"`
+	// Snapshot is nil until capture starts a snapshot.
+	Snapshot *SnapshotState `json:"snapshot,omitempty"`
 }
 
-type checkpointJSON struct {
-	Position string `json:"position"`
-	Confirm  string `json:"confirm_lsn"`
+// SnapshotState is how far the snapshot of the tables' existing rows got.
+type SnapshotState struct {
+	// Tables maps every table whose snapshot was started to the LSN it was
+	// taken at: its changes committed before that LSN are in the snapshot,
+	// the others are streamed.
+	Tables map[string]change.LSN `json:"tables"`
+	// Pending lists the tables whose snapshot has not finished; a restart
+	// reads them again, the others never.
+	Pending []string `json:"pending,omitempty"`
 }
 
-func (c Checkpoint) MarshalJSON() ([]byte, error) {
-	return json.Marshal(checkpointJSON{Position: c.Position.String(), Confirm: c.Confirm.String()})
-}
-
-func (c *Checkpoint) UnmarshalJSON(b []byte) error {
-	var j checkpointJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return err
-	}
-	pos, err := change.ParsePosition(j.Position)
-	if err != nil {
-		return err
-	}
-	confirm, err := change.ParseLSN(j.Confirm)
-	if err != nil {
-		return err
-	}
-	*c = Checkpoint{Position: pos, Confirm: confirm}
-	return nil
-}
+// Complete reports whether every table's snapshot finished.
+func (s *SnapshotState) Complete() bool { return s != nil && len(s.Pending) == 0 }
 
 // ensureCheckpointTopic creates the compacted, single-partition checkpoint
 // topic unless it exists.

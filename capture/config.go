@@ -45,6 +45,18 @@ type Config struct {
 	Slot string
 	// Publication is the publication capture reads. Default "cdcflow".
 	Publication string
+	// Snapshot says when capture reads the rows the tables already hold.
+	// Default SnapshotInitial.
+	Snapshot SnapshotMode
+	// SnapshotWorkers is how many connections read a snapshot in parallel
+	// (each table split in primary-key ranges). Default 2.
+	SnapshotWorkers int
+	// SnapshotChunkRows is the target number of rows of one range. Default
+	// 50000.
+	SnapshotChunkRows int
+	// SnapshotProgressInterval is how often a running snapshot logs its
+	// progress (rows done, estimated total, rows/s). Default 5s.
+	SnapshotProgressInterval time.Duration
 	// DeadLetterTopic receives the changes capture cannot encode (a value
 	// with no Avro form, a schema the registry rejects), with the error and
 	// the source position in headers and the row in PostgreSQL's text form
@@ -86,6 +98,18 @@ func (c *Config) setDefaults() {
 	if c.Publication == "" {
 		c.Publication = "cdcflow"
 	}
+	if c.Snapshot == "" {
+		c.Snapshot = SnapshotInitial
+	}
+	if c.SnapshotWorkers == 0 {
+		c.SnapshotWorkers = 2
+	}
+	if c.SnapshotChunkRows == 0 {
+		c.SnapshotChunkRows = 50000
+	}
+	if c.SnapshotProgressInterval == 0 {
+		c.SnapshotProgressInterval = 5 * time.Second
+	}
 	if c.DeadLetterTopic == "" {
 		c.DeadLetterTopic = c.TopicPrefix + ".dlq"
 	}
@@ -122,6 +146,12 @@ func (c *Config) Validate() error {
 	}
 	if c.TransactionRecords < 0 || c.TransactionTime < 0 {
 		errs = append(errs, fmt.Errorf("transaction bounds %d records, %v are negative", c.TransactionRecords, c.TransactionTime))
+	}
+	if !c.Snapshot.valid() {
+		errs = append(errs, fmt.Errorf("snapshot mode %q is unknown: use initial, initial_only, no_data or when_needed", c.Snapshot))
+	}
+	if c.SnapshotWorkers < 1 || c.SnapshotChunkRows < 1 {
+		errs = append(errs, fmt.Errorf("snapshot workers (%d) and chunk rows (%d) must be at least 1", c.SnapshotWorkers, c.SnapshotChunkRows))
 	}
 	if len(c.Tables) == 0 {
 		errs = append(errs, errors.New("no tables to capture: set --tables (CDCFLOW_TABLES), e.g. public.orders"))

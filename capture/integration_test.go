@@ -3,9 +3,12 @@ package capture_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -79,24 +82,35 @@ func (f *fixture) walLSN() change.LSN {
 // start runs capture until the test ends and waits until it streams.
 func (f *fixture) start(cfg capture.Config) (stop func()) {
 	f.t.Helper()
-	_, stop = f.run(cfg)
+	_, stop = f.run(cfg, true)
+	return stop
+}
+
+// startSnapshot starts capture without waiting for it to stream: it may
+// still be reading a snapshot when startSnapshot returns.
+func (f *fixture) startSnapshot(cfg capture.Config) (stop func()) {
+	f.t.Helper()
+	_, stop = f.run(cfg, false)
 	return stop
 }
 
 // startCapture is start for tests that read the capture's stats.
 func (f *fixture) startCapture(cfg capture.Config) *capture.Capture {
 	f.t.Helper()
-	c, _ := f.run(cfg)
+	c, _ := f.run(cfg, true)
 	return c
 }
 
-func (f *fixture) run(cfg capture.Config) (c *capture.Capture, stop func()) {
+func (f *fixture) run(cfg capture.Config, waitStreaming bool) (c *capture.Capture, stop func()) {
 	f.t.Helper()
 	cfg.DSN, cfg.TopicPrefix, cfg.Slot, cfg.Publication = f.dsn, f.prefix, f.name, f.name
 	if cfg.Tables == nil {
 		cfg.Tables = []string{"public." + f.name}
 	}
 	cfg.StatusInterval = 200 * time.Millisecond
+	if os.Getenv("CDCFLOW_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	cfg.Brokers = f.brokers
 	c, err := capture.New(cfg, serde.NewEncoder(f.reg, f.prefix))
 	if err != nil {
@@ -105,13 +119,15 @@ func (f *fixture) run(cfg capture.Config) (c *capture.Capture, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	select {
-	case <-c.Streaming():
-	case err := <-done:
-		cancel()
-		f.t.Fatalf("capture stopped before streaming: %v", err)
-	case <-time.After(60 * time.Second):
-		f.t.Fatal("capture did not start streaming within 60s")
+	if waitStreaming {
+		select {
+		case <-c.Streaming():
+		case err := <-done:
+			cancel()
+			f.t.Fatalf("capture stopped before streaming: %v", err)
+		case <-time.After(120 * time.Second):
+			f.t.Fatal("capture did not start streaming within 120s")
+		}
 	}
 	var once bool
 	stop = func() {
@@ -138,6 +154,13 @@ type record struct {
 // consume reads n records of topic with read_committed isolation.
 func (f *fixture) consume(topic string, n int) []record {
 	f.t.Helper()
+	return f.consumeAtLeast(topic, n, 60*time.Second, 0)
+}
+
+// consumeAtLeast reads records of topic with read_committed isolation until
+// it has n, then what else arrives within linger.
+func (f *fixture) consumeAtLeast(topic string, n int, timeout, linger time.Duration) []record {
+	f.t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
@@ -145,15 +168,25 @@ func (f *fixture) consume(topic string, n int) []record {
 	}
 	defer cl.Close()
 	dec := serde.NewDecoder(f.reg)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out []record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
+	var quiet time.Time
+	for len(out) < n || time.Now().Before(quiet) {
+		pctx, pcancel := ctx, context.CancelFunc(func() {})
+		if !quiet.IsZero() {
+			pctx, pcancel = context.WithDeadline(ctx, quiet)
+		}
+		fs := cl.PollFetches(pctx)
+		pcancel()
 		if ctx.Err() != nil {
 			f.t.Fatalf("read %d of %d records from %s before timing out", len(out), n, topic)
 		}
-		fs.EachError(func(t string, p int32, err error) { f.t.Logf("fetch %s/%d: %v", t, p, err) })
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				f.t.Logf("fetch %s/%d: %v", t, p, err)
+			}
+		})
 		for _, r := range fs.Records() {
 			key, err := dec.DecodeKey(ctx, r.Key)
 			if err != nil {
@@ -164,6 +197,9 @@ func (f *fixture) consume(topic string, n int) []record {
 				f.t.Fatal(err)
 			}
 			out = append(out, record{key: key, event: ev})
+		}
+		if len(out) >= n && quiet.IsZero() {
+			quiet = time.Now().Add(linger)
 		}
 	}
 	return out

@@ -152,32 +152,33 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, publication string, 
 }
 
 // ensureSlot returns the slot's confirmed position, creating the slot first
-// if it does not exist.
-func ensureSlot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, slot string) (change.LSN, bool, error) {
+// if it does not exist; a new slot comes with the name of a snapshot it
+// exported, valid while repl stays idle.
+func ensureSlot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, slot string) (change.LSN, string, error) {
 	var plugin string
 	var confirmed *string
 	err := conn.QueryRow(ctx, `SELECT plugin, confirmed_flush_lsn::text FROM pg_replication_slots
 		WHERE slot_name = $1 AND database = current_database()`, slot).Scan(&plugin, &confirmed)
 	if err == nil {
 		if plugin != "pgoutput" {
-			return 0, false, fmt.Errorf("replication slot %s uses plugin %s; capture needs pgoutput: drop the slot or set --slot to another name", slot, plugin)
+			return 0, "", fmt.Errorf("replication slot %s uses plugin %s; capture needs pgoutput: drop the slot or set --slot to another name", slot, plugin)
 		}
 		if confirmed == nil {
-			return 0, false, nil
+			return 0, "", nil
 		}
 		lsn, err := change.ParseLSN(*confirmed)
-		return lsn, false, err
+		return lsn, "", err
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, fmt.Errorf("look up replication slot %s: %w", slot, err)
+		return 0, "", fmt.Errorf("look up replication slot %s: %w", slot, err)
 	}
 	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication})
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
 	if err != nil {
-		return 0, false, fmt.Errorf("create replication slot %s: %w; check max_replication_slots and that the user has REPLICATION", slot, err)
+		return 0, "", fmt.Errorf("create replication slot %s: %w; check max_replication_slots and that the user has REPLICATION", slot, err)
 	}
 	lsn, err := change.ParseLSN(res.ConsistentPoint)
-	return lsn, true, err
+	return lsn, res.SnapshotName, err
 }
 
 // relationColumns reads what a pgoutput Relation message lacks from the
@@ -219,4 +220,42 @@ func relationColumns(ctx context.Context, conn *pgx.Conn, rel *pglogrepl.Relatio
 		cols[i] = change.Column{Name: rc.Name, Type: typ, OID: rc.DataType, TypeMod: rc.TypeModifier, Key: a.key, Nullable: a.nullable && !a.key}
 	}
 	return cols, nil
+}
+
+// tableColumns reads a table's columns from the catalog, as relationColumns
+// describes them for pgoutput's Relation message (so both give the same
+// schema), and the planner's estimate of its row count.
+func tableColumns(ctx context.Context, conn *pgx.Conn, schema, table string) (*change.Table, int64, error) {
+	rows, err := conn.Query(ctx, `
+		SELECT a.attname, t.typname, a.atttypid::int8, a.atttypmod, NOT a.attnotnull,
+		       COALESCE(a.attnum = ANY ((SELECT i.indkey FROM pg_index i
+		                 WHERE i.indrelid = a.attrelid AND (i.indisprimary OR i.indisreplident)
+		                 ORDER BY i.indisprimary DESC LIMIT 1)::int2[]), false),
+		       c.reltuples::int8
+		FROM pg_attribute a
+		JOIN pg_class c ON c.oid = a.attrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_type t ON t.oid = a.atttypid
+		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+		ORDER BY a.attnum`, schema, table)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read columns of %s.%s: %w", schema, table, err)
+	}
+	defer rows.Close()
+	t := &change.Table{Schema: schema, Name: table}
+	var estimate int64
+	for rows.Next() {
+		var col change.Column
+		var oid int64
+		if err := rows.Scan(&col.Name, &col.Type, &oid, &col.TypeMod, &col.Nullable, &col.Key, &estimate); err != nil {
+			return nil, 0, fmt.Errorf("read columns of %s.%s: %w", schema, table, err)
+		}
+		col.OID = uint32(oid)
+		col.Nullable = col.Nullable && !col.Key
+		t.Columns = append(t.Columns, col)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read columns of %s.%s: %w", schema, table, err)
+	}
+	return t, max(estimate, 0), nil
 }

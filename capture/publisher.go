@@ -30,8 +30,9 @@ type publisher struct {
 	records  int       // change records in the open transaction
 	began    time.Time // when the open transaction began
 	last     change.Position
-	complete change.LSN // end of the last source transaction all of whose changes were produced
-	durable  change.LSN // end of the last source transaction all of whose changes are committed
+	complete change.LSN     // end of the last source transaction all of whose changes were produced
+	durable  change.LSN     // end of the last source transaction all of whose changes are committed
+	snapshot *SnapshotState // written with every checkpoint; capture updates it
 
 	mu  sync.Mutex
 	err error // the first failed record
@@ -41,7 +42,7 @@ func newPublisher(kafka *kgo.Client, ckptTopic, ckptKey string, maxRecords int, 
 	return &publisher{
 		kafka: kafka, ckptTopic: ckptTopic, ckptKey: ckptKey,
 		maxRecords: maxRecords, maxDuration: maxDuration,
-		last: resume.Position, complete: resume.Confirm, durable: resume.Confirm,
+		last: resume.Position, complete: resume.Confirm, durable: resume.Confirm, snapshot: resume.Snapshot,
 	}
 }
 
@@ -113,7 +114,7 @@ func (p *publisher) commit(ctx context.Context) error {
 	if !p.open {
 		return nil
 	}
-	ckpt, err := json.Marshal(Checkpoint{Position: p.last, Confirm: p.complete})
+	ckpt, err := json.Marshal(Checkpoint{Position: p.last, Confirm: p.complete, Snapshot: p.snapshot})
 	if err != nil {
 		return err
 	}

@@ -30,3 +30,13 @@ func ParseLSN(s string) (LSN, error) {
 	}
 	return LSN(h<<32 | l), nil
 }
+
+// MarshalText implements encoding.TextMarshaler with [LSN.String]'s form.
+func (l LSN) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (l *LSN) UnmarshalText(b []byte) error {
+	v, err := ParseLSN(string(b))
+	*l = v
+	return err
+}

@@ -44,3 +44,13 @@ func ParsePosition(s string) (Position, error) {
 	}
 	return Position{CommitLSN: LSN(lsn), Index: idx}, nil
 }
+
+// MarshalText implements encoding.TextMarshaler with [Position.String]'s form.
+func (p Position) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *Position) UnmarshalText(b []byte) error {
+	v, err := ParsePosition(string(b))
+	*p = v
+	return err
+}

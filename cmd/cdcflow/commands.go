@@ -31,6 +31,7 @@ type captureFlags struct {
 	KafkaBrokers []string `help:"Kafka bootstrap servers; empty runs an in-process Kafka (kfake) that lives as long as the command." env:"CDCFLOW_KAFKA_BROKERS"`
 	RegistryURL  string   `name:"registry-url" help:"Confluent-compatible schema registry URL; empty runs an in-process registry." env:"CDCFLOW_REGISTRY_URL"`
 
+	SnapshotMode    string        `help:"When to read the rows the tables already hold: initial, initial_only, no_data or when_needed." default:"initial" env:"CDCFLOW_SNAPSHOT_MODE"`
 	CheckpointTopic string        `help:"Compacted topic capture commits its position to, in the same Kafka transactions as the changes." default:"cdcflow.checkpoints" env:"CDCFLOW_CHECKPOINT_TOPIC"`
 	StatusInterval  time.Duration `help:"How often capture confirms its committed position to PostgreSQL." default:"10s" env:"CDCFLOW_STATUS_INTERVAL"`
 }
@@ -96,7 +97,8 @@ func (f *captureFlags) start(log *slog.Logger) (svc *services, c *capture.Captur
 	c, err = capture.New(capture.Config{
 		DSN: f.PgDSN, Tables: f.Tables, Brokers: svc.brokers, TopicPrefix: f.TopicPrefix, Slot: f.Slot,
 		Publication: f.Publication, CheckpointTopic: f.CheckpointTopic, StatusInterval: f.StatusInterval,
-		Logger: log.With("component", "capture"),
+		Snapshot: capture.SnapshotMode(f.SnapshotMode),
+		Logger:   log.With("component", "capture"),
 	}, serde.NewEncoder(svc.registry, f.TopicPrefix))
 	if err != nil {
 		svc.close()
