@@ -23,7 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "cdcflow")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -79,19 +79,7 @@ func TestCaptureSurvivesKill9(t *testing.T) {
 	// Capture sees only what commits after its slot exists (no snapshot
 	// here): start it, and the writer once the slot is there.
 	first := startCapture()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var n int
-		if err := db.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", stem).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			first.Process.Kill()
-			t.Fatal("capture created no slot within 60s")
-		}
-	}
+	waitForSlot(t, db, stem)
 
 	// The writer: small transactions of inserts, updates (version+1) and
 	// deletes, as fast as PostgreSQL takes them. It is the only writer, so
