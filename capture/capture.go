@@ -36,9 +36,10 @@ type Capture struct {
 	enc *serde.Encoder
 	log *slog.Logger
 
-	want      map[string]bool          // captured tables, schema.table
-	relations map[uint32]*change.Table // by relation id, as pgoutput announced them
-	topics    map[string]bool          // topics known to exist
+	want      map[string]bool      // captured tables, schema.table
+	relations map[uint32]*relation // by relation id, as pgoutput announced them
+	tables    []string             // the captured tables, schema.table, resolved from the patterns
+	topics    map[string]bool      // topics known to exist
 	dec       *decoder
 	db        string
 	streaming chan struct{} // closed once replication started
@@ -74,14 +75,9 @@ func New(cfg Config, enc *serde.Encoder) (*Capture, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
-	for _, t := range cfg.Tables {
-		schema, name, _ := splitTable(t)
-		want[schema+"."+name] = true
-	}
 	return &Capture{
-		cfg: cfg, enc: enc, log: cfg.Logger, want: want,
-		relations: map[uint32]*change.Table{}, topics: map[string]bool{}, dec: newDecoder(),
+		cfg: cfg, enc: enc, log: cfg.Logger, want: map[string]bool{},
+		relations: map[uint32]*relation{}, topics: map[string]bool{}, dec: newDecoder(),
 		streaming: make(chan struct{}),
 	}, nil
 }
@@ -98,7 +94,13 @@ func (c *Capture) Run(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if err := preflight(ctx, conn, c.cfg.Tables); err != nil {
+	if c.tables, err = resolveTables(ctx, conn, c.cfg.Tables, c.cfg.ExcludeTables); err != nil {
+		return err
+	}
+	for _, t := range c.tables {
+		c.want[t] = true
+	}
+	if err := preflight(ctx, conn, c.tables); err != nil {
 		return err
 	}
 	if err := pingKafka(ctx, c.cfg); err != nil {
@@ -107,7 +109,7 @@ func (c *Capture) Run(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&c.db); err != nil {
 		return fmt.Errorf("read database name: %w", err)
 	}
-	if err := ensurePublication(ctx, conn, c.cfg.Publication, c.cfg.Tables); err != nil {
+	if err := ensurePublication(ctx, conn, c.cfg.Publication, c.tables); err != nil {
 		return err
 	}
 	if err := c.openKafka(ctx); err != nil {
@@ -157,7 +159,7 @@ func (c *Capture) Run(ctx context.Context) error {
 	}
 	close(c.streaming)
 	c.log.Info("capture streaming", "slot", c.cfg.Slot, "slot_created", created, "from", start.String(),
-		"resume_after", c.resume.String(), "publication", c.cfg.Publication, "tables", c.cfg.Tables,
+		"resume_after", c.resume.String(), "publication", c.cfg.Publication, "tables", c.tables,
 		"topic_prefix", c.cfg.TopicPrefix)
 	return c.stream(ctx, conn, repl)
 }
@@ -205,7 +207,7 @@ func (c *Capture) openKafka(ctx context.Context) error {
 		return fail(err)
 	}
 	topics := []string{}
-	for _, t := range c.cfg.Tables {
+	for _, t := range c.tables {
 		schema, name, _ := splitTable(t)
 		topics = append(topics, serde.Topic(c.cfg.TopicPrefix, schema, name))
 	}
@@ -365,7 +367,11 @@ func (c *Capture) handle(ctx context.Context, conn *pgx.Conn, tx *txState, xld p
 		if err != nil {
 			return tx, err
 		}
-		c.relations[m.RelationID] = &change.Table{Schema: m.Namespace, Name: m.RelationName, Columns: cols}
+		rel, err := newRelation(&c.cfg, &change.Table{Schema: m.Namespace, Name: m.RelationName, Columns: cols})
+		if err != nil {
+			return tx, err
+		}
+		c.relations[m.RelationID] = rel
 	case *pglogrepl.BeginMessage:
 		return &txState{xid: m.Xid, commit: change.LSN(m.FinalLSN), time: m.CommitTime,
 			perTable: map[string]int64{}}, nil
@@ -396,13 +402,15 @@ func (c *Capture) change(ctx context.Context, tx *txState, xld pglogrepl.XLogDat
 	if tx == nil {
 		return fmt.Errorf("change at %s outside a transaction", xld.WALStart)
 	}
-	t, ok := c.relations[relID]
+	rel, ok := c.relations[relID]
 	if !ok {
 		return fmt.Errorf("change at %s to relation %d that pgoutput never described", xld.WALStart, relID)
 	}
+	t := rel.pub
 	if !c.want[t.String()] {
 		return nil // published, but not captured by this configuration
 	}
+	oldTuple, newTuple = rel.tuple(c.cfg.MaskSalt, oldTuple), rel.tuple(c.cfg.MaskSalt, newTuple)
 	lsn := change.LSN(xld.WALStart)
 	raw := rawChange{Schema: t.Schema, Table: t.Name, Op: op.String(), Before: rawTuple(t, oldTuple), After: rawTuple(t, newTuple)}
 	after, err := c.dec.row(t, newTuple)

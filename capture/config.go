@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,8 +23,23 @@ type Config struct {
 	// publication).
 	DSN string
 	// Tables lists the captured tables as schema.table (schema defaults to
-	// public).
+	// public). Wildcards select tables by pattern: "public.*",
+	// "sales.order_?", "*.events" (path.Match syntax), matched when Run
+	// starts.
 	Tables []string
+	// ExcludeTables removes tables (patterns as in Tables) from Tables.
+	ExcludeTables []string
+	// ExcludeColumns drops columns, as schema.table.column patterns, from
+	// every event and schema: they never leave PostgreSQL.
+	ExcludeColumns []string
+	// MaskColumns replaces the values of columns (schema.table.column
+	// patterns) with the hex SHA-256 of MaskSalt and the value, so that
+	// personal data can still be joined on but not read. Masked columns
+	// travel as strings.
+	MaskColumns []string
+	// MaskSalt salts the hashes of MaskColumns; required with them. Keep it
+	// secret: with it, hashes of guessable values can be reversed.
+	MaskSalt string
 	// Brokers are the Kafka bootstrap servers capture publishes to.
 	Brokers []string
 	// KafkaOptions are extra franz-go options for capture's producer (TLS,
@@ -156,10 +173,18 @@ func (c *Config) Validate() error {
 	if len(c.Tables) == 0 {
 		errs = append(errs, errors.New("no tables to capture: set --tables (CDCFLOW_TABLES), e.g. public.orders"))
 	}
-	for _, t := range c.Tables {
-		if _, _, err := splitTable(t); err != nil {
+	for _, t := range slices.Concat(c.Tables, c.ExcludeTables) {
+		if err := checkPattern(t, 2); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	for _, col := range slices.Concat(c.ExcludeColumns, c.MaskColumns) {
+		if err := checkPattern(col, 3); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(c.MaskColumns) > 0 && c.MaskSalt == "" {
+		errs = append(errs, errors.New("--mask-columns needs a salt: set --mask-salt (CDCFLOW_MASK_SALT) to a secret; without one, hashes of guessable values can be reversed"))
 	}
 	if !identifier.MatchString(c.Slot) {
 		errs = append(errs, fmt.Errorf("slot name %q is invalid: use lower-case letters, digits and underscores", c.Slot))
@@ -174,6 +199,30 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("status interval %v is negative", c.StatusInterval))
 	}
 	return errors.Join(errs...)
+}
+
+var patternPart = regexp.MustCompile(`^[a-z_*?\[][a-z0-9_*?\[\]\-]*$`)
+
+// checkPattern checks a pattern of parts dot-separated names (a table is
+// schema.table or table; a column schema.table.column).
+func checkPattern(p string, parts int) error {
+	names := strings.Split(p, ".")
+	if len(names) > parts || (parts == 3 && len(names) != 3) {
+		what := "schema.table"
+		if parts == 3 {
+			what = "schema.table.column"
+		}
+		return fmt.Errorf("%q is not a %s name or pattern", p, what)
+	}
+	for _, n := range names {
+		if !patternPart.MatchString(n) {
+			return fmt.Errorf("%q is not a plain name or pattern (lower-case letters, digits, underscores, wildcards * ? [])", p)
+		}
+		if _, err := path.Match(n, ""); err != nil {
+			return fmt.Errorf("pattern %q: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // splitTable splits "schema.table" (or "table", in schema public).

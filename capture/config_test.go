@@ -6,7 +6,8 @@ import (
 )
 
 func TestConfigValidateNamesEveryProblem(t *testing.T) {
-	cfg := Config{Tables: []string{"public.orders", "bad name"}, Slot: "Slot-1", Publication: "ok", TopicPrefix: "9x"}
+	cfg := Config{Tables: []string{"public.orders", "bad name", "public.order_*"}, Slot: "Slot-1", Publication: "ok", TopicPrefix: "9x",
+		MaskColumns: []string{"public.users.email"}, ExcludeColumns: []string{"users.ssn"}}
 	cfg.setDefaults()
 	err := cfg.Validate()
 	if err == nil {
@@ -15,7 +16,9 @@ func TestConfigValidateNamesEveryProblem(t *testing.T) {
 	for _, want := range []string{
 		"no PostgreSQL DSN: set --pg-dsn",
 		"no Kafka brokers: set --kafka-brokers",
-		`table "bad name" is not a plain schema.table name`,
+		`"bad name" is not a plain name or pattern`,
+		`"users.ssn" is not a schema.table.column name or pattern`,
+		"--mask-columns needs a salt",
 		`slot name "Slot-1" is invalid`,
 		`topic prefix "9x" is invalid`,
 	} {

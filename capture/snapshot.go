@@ -49,11 +49,7 @@ func (m SnapshotMode) valid() bool {
 // snapshotPlan decides which tables to snapshot, given the slot's state and
 // the committed checkpoint. It returns no tables when none is needed.
 func (c *Capture) snapshotPlan(created bool, ckpt Checkpoint, found bool) (tables []string, reason string) {
-	all := make([]string, 0, len(c.cfg.Tables))
-	for _, t := range c.cfg.Tables {
-		schema, name, _ := splitTable(t)
-		all = append(all, schema+"."+name)
-	}
+	all := slices.Clone(c.tables)
 	if c.cfg.Snapshot == SnapshotNoData {
 		return nil, ""
 	}
@@ -109,7 +105,8 @@ func exportSnapshot(ctx context.Context, dsn, slot string) (holder *pgconn.PgCon
 // snapshotTable is one table to read.
 type snapshotTable struct {
 	name     string // schema.table
-	table    *change.Table
+	rel      *relation
+	table    *change.Table // rel.pub
 	estimate int64
 	chunks   int // chunks not yet read
 }
@@ -154,11 +151,15 @@ func (c *Capture) snapshot(ctx context.Context, conn *pgx.Conn, name string, at 
 	var total int64
 	for _, name := range tables {
 		schema, table, _ := splitTable(name)
-		t, estimate, err := tableColumns(ctx, conn, schema, table)
+		src, estimate, err := tableColumns(ctx, conn, schema, table)
 		if err != nil {
 			return err
 		}
-		todo = append(todo, &snapshotTable{name: name, table: t, estimate: estimate})
+		rel, err := newRelation(&c.cfg, src)
+		if err != nil {
+			return err
+		}
+		todo = append(todo, &snapshotTable{name: name, rel: rel, table: rel.pub, estimate: estimate})
 		total += estimate
 	}
 	c.log.Info("snapshot starting", "tables", tables, "at", at.String(), "estimated_rows", total, "workers", c.cfg.SnapshotWorkers)
@@ -409,9 +410,9 @@ func (c *Capture) readChunks(ctx context.Context, snapshotName string, work <-ch
 	defer conn.Close(context.Background())
 	dec := newDecoder()
 	for ch := range work {
-		t := ch.t.table
-		cols := make([]string, len(t.Columns))
-		for i, col := range t.Columns {
+		t, src := ch.t.table, ch.t.rel.src
+		cols := make([]string, len(src.Columns))
+		for i, col := range src.Columns {
 			cols[i] = pgx.Identifier{col.Name}.Sanitize()
 		}
 		sql := fmt.Sprintf("SELECT %s FROM %s", strings.Join(cols, ", "), pgx.Identifier{t.Schema, t.Name}.Sanitize())
@@ -432,7 +433,7 @@ func (c *Capture) readChunks(ctx context.Context, snapshotName string, work <-ch
 		rr := conn.PgConn().ExecParams(ctx, sql, args, nil, nil, nil)
 		batch := rowBatch{t: ch.t}
 		for rr.NextRow() {
-			vals := rr.Values()
+			vals := ch.t.rel.values(c.cfg.MaskSalt, rr.Values())
 			row := make(change.Row, len(t.Columns))
 			for i, col := range t.Columns {
 				if vals[i] == nil {

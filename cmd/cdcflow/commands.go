@@ -23,13 +23,17 @@ import (
 
 // captureFlags configure capture and where it publishes.
 type captureFlags struct {
-	PgDSN        string   `name:"pg-dsn" help:"PostgreSQL connection string (the password is better kept in PGPASSWORD or ~/.pgpass)." default:"postgres://cdcflow@127.0.0.1:55432/cdcflow?sslmode=disable" env:"CDCFLOW_PG_DSN"`
-	Tables       []string `help:"Tables to capture, schema.table." default:"public.orders" env:"CDCFLOW_TABLES"`
-	TopicPrefix  string   `help:"Topic prefix: topics are <prefix>.<schema>.<table>." default:"cdcflow" env:"CDCFLOW_TOPIC_PREFIX"`
-	Slot         string   `help:"Logical replication slot." default:"cdcflow" env:"CDCFLOW_SLOT"`
-	Publication  string   `help:"Publication." default:"cdcflow" env:"CDCFLOW_PUBLICATION"`
-	KafkaBrokers []string `help:"Kafka bootstrap servers; empty runs an in-process Kafka (kfake) that lives as long as the command." env:"CDCFLOW_KAFKA_BROKERS"`
-	RegistryURL  string   `name:"registry-url" help:"Confluent-compatible schema registry URL; empty runs an in-process registry." env:"CDCFLOW_REGISTRY_URL"`
+	PgDSN          string   `name:"pg-dsn" help:"PostgreSQL connection string (the password is better kept in PGPASSWORD or ~/.pgpass)." default:"postgres://cdcflow@127.0.0.1:55432/cdcflow?sslmode=disable" env:"CDCFLOW_PG_DSN"`
+	Tables         []string `help:"Tables to capture, schema.table; wildcards select by pattern (public.*)." default:"public.orders" env:"CDCFLOW_TABLES"`
+	ExcludeTables  []string `help:"Tables (or patterns) to leave out of --tables." env:"CDCFLOW_EXCLUDE_TABLES"`
+	ExcludeColumns []string `help:"Columns never to capture, schema.table.column (wildcards allowed)." env:"CDCFLOW_EXCLUDE_COLUMNS"`
+	MaskColumns    []string `help:"Columns to publish as salted SHA-256 hashes, schema.table.column (wildcards allowed)." env:"CDCFLOW_MASK_COLUMNS"`
+	MaskSalt       string   `help:"Secret salt of --mask-columns' hashes." env:"CDCFLOW_MASK_SALT"`
+	TopicPrefix    string   `help:"Topic prefix: topics are <prefix>.<schema>.<table>." default:"cdcflow" env:"CDCFLOW_TOPIC_PREFIX"`
+	Slot           string   `help:"Logical replication slot." default:"cdcflow" env:"CDCFLOW_SLOT"`
+	Publication    string   `help:"Publication." default:"cdcflow" env:"CDCFLOW_PUBLICATION"`
+	KafkaBrokers   []string `help:"Kafka bootstrap servers; empty runs an in-process Kafka (kfake) that lives as long as the command." env:"CDCFLOW_KAFKA_BROKERS"`
+	RegistryURL    string   `name:"registry-url" help:"Confluent-compatible schema registry URL; empty runs an in-process registry." env:"CDCFLOW_REGISTRY_URL"`
 
 	SnapshotMode    string        `help:"When to read the rows the tables already hold: initial, initial_only, no_data or when_needed." default:"initial" env:"CDCFLOW_SNAPSHOT_MODE"`
 	CheckpointTopic string        `help:"Compacted topic capture commits its position to, in the same Kafka transactions as the changes." default:"cdcflow.checkpoints" env:"CDCFLOW_CHECKPOINT_TOPIC"`
@@ -95,7 +99,8 @@ func (f *captureFlags) start(log *slog.Logger) (svc *services, c *capture.Captur
 		return nil, nil, nil, err
 	}
 	c, err = capture.New(capture.Config{
-		DSN: f.PgDSN, Tables: f.Tables, Brokers: svc.brokers, TopicPrefix: f.TopicPrefix, Slot: f.Slot,
+		DSN: f.PgDSN, Tables: f.Tables, ExcludeTables: f.ExcludeTables, ExcludeColumns: f.ExcludeColumns,
+		MaskColumns: f.MaskColumns, MaskSalt: f.MaskSalt, Brokers: svc.brokers, TopicPrefix: f.TopicPrefix, Slot: f.Slot,
 		Publication: f.Publication, CheckpointTopic: f.CheckpointTopic, StatusInterval: f.StatusInterval,
 		Snapshot: capture.SnapshotMode(f.SnapshotMode),
 		Logger:   log.With("component", "capture"),
