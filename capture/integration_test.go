@@ -205,6 +205,29 @@ func (f *fixture) consumeAtLeast(topic string, n int, timeout, linger time.Durat
 	return out
 }
 
+// rawRecords reads n records of topic with read_committed isolation, as
+// they are on the wire.
+func (f *fixture) rawRecords(topic string, n int) []*kgo.Record {
+	f.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			f.t.Fatalf("read %d of %d records from %s before timing out", len(out), n, topic)
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
 func TestCaptureInsertUpdateDelete(t *testing.T) {
 	f := newFixture(t)
 	f.exec(fmt.Sprintf(`CREATE TABLE %s (
@@ -475,27 +498,18 @@ func TestTransactionTopic(t *testing.T) {
 	changes := f.consume(serde.Topic(f.prefix, "public", other), 1)
 	txID := changes[0].event.Transaction.ID
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(serde.TransactionTopic(f.prefix)),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	dec := serde.NewDecoder(f.reg)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := context.Background()
 	var got []serde.TransactionRecord
-	for len(got) < 2 && ctx.Err() == nil {
-		for _, r := range cl.PollFetches(ctx).Records() {
-			rec, err := dec.DecodeTransaction(ctx, r.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if key, err := dec.DecodeKey(ctx, r.Key); err != nil || key["id"] != rec.ID {
-				t.Errorf("key %v (%v) for transaction %s", key, err, rec.ID)
-			}
-			got = append(got, rec)
+	for _, r := range f.rawRecords(serde.TransactionTopic(f.prefix), 2) {
+		rec, err := dec.DecodeTransaction(ctx, r.Value)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if key, err := dec.DecodeKey(ctx, r.Key); err != nil || key["id"] != rec.ID {
+			t.Errorf("key %v (%v) for transaction %s", key, err, rec.ID)
+		}
+		got = append(got, rec)
 	}
 	ts := got[0].TsMs
 	want := []serde.TransactionRecord{
@@ -584,24 +598,14 @@ func TestLogicalDecodingMessages(t *testing.T) {
 	f.exec("SELECT pg_logical_emit_message(false, 'outbox', 'right away')")
 	ins := f.consume(serde.Topic(f.prefix, "public", f.name), 1)[0].event
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(serde.MessageTopic(f.prefix)),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	dec := serde.NewDecoder(f.reg)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	var got []*serde.Message
-	for len(got) < 2 && ctx.Err() == nil {
-		for _, r := range cl.PollFetches(ctx).Records() {
-			m, err := dec.DecodeMessage(ctx, r.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, m)
+	for _, r := range f.rawRecords(serde.MessageTopic(f.prefix), 2) {
+		m, err := dec.DecodeMessage(context.Background(), r.Value)
+		if err != nil {
+			t.Fatal(err)
 		}
+		got = append(got, m)
 	}
 	if len(got) != 2 {
 		t.Fatalf("%d messages, want 2", len(got))
@@ -627,18 +631,7 @@ func TestPoisonRowsGoToTheDeadLetterTopic(t *testing.T) {
 	if got := good[0].event.After["id"]; got != int32(2) {
 		t.Fatalf("the change after the poison row is %v, want id 2", got)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(f.prefix+".dlq"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var recs []*kgo.Record
-	for len(recs) == 0 && ctx.Err() == nil {
-		recs = cl.PollFetches(ctx).Records()
-	}
+	recs := f.rawRecords(f.prefix+".dlq", 1)
 	if len(recs) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(recs))
 	}

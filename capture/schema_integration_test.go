@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cdcflow/cdcflow/capture"
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/serde"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
@@ -55,18 +53,7 @@ func TestSchemaChangesWhileStreaming(t *testing.T) {
 		t.Errorf("subject %s-value has versions %v (%v), want 4", topic, versions, err)
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(f.prefix+".dlq"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	var dead []*kgo.Record
-	for len(dead) == 0 && pctx.Err() == nil {
-		dead = cl.PollFetches(pctx).Records()
-	}
+	dead := f.rawRecords(f.prefix+".dlq", 1)
 	if len(dead) != 1 || !strings.Contains(string(dead[0].Value), `"region":"us"`) {
 		t.Fatalf("dead letters %v, want the row with the rejected schema", dead)
 	}
