@@ -5,16 +5,33 @@ import "fmt"
 // Row holds a row's column values by column name. Values use these Go types,
 // whatever the wire format they travelled in:
 //
-//	smallint, integer        int32
-//	bigint                   int64
-//	real / double precision  float32 / float64
-//	numeric                  *big.Rat
-//	boolean                  bool
-//	text, varchar, char      string
-//	bytea                    []byte
-//	date                     time.Time (midnight UTC)
-//	timestamp, timestamptz   time.Time (UTC)
-//	uuid, json, jsonb        string
+//	smallint, integer              int32
+//	bigint, oid                    int64
+//	real, double precision         float32, float64
+//	numeric, money                 *big.Rat (see decimal.handling.mode below)
+//	boolean                        bool
+//	text, varchar, char, name      string
+//	bytea                          []byte
+//	date                           time.Time (midnight UTC)
+//	time                           time.Duration since midnight
+//	timetz                         string, ISO-8601 in UTC ("08:15:30.5Z")
+//	timestamp, timestamptz         time.Time (UTC; a timestamp's wall clock read as UTC)
+//	interval                       int64 microseconds (a month counts 30.4375 days)
+//	uuid, json, jsonb, xml         string
+//	inet, cidr, macaddr, macaddr8  string
+//	enum types                     string (the label)
+//	hstore                         string, a JSON object
+//	arrays                         []any of the element type's values, nil for NULL elements
+//	anything else                  string, PostgreSQL's text form
+//
+// Domains take the type of their base type. Capture produces exactly these
+// values, and a consumer decoding capture's envelopes gets them back, with one
+// exception: how numeric and money values travel depends on the encoder's
+// decimal.handling.mode. With precise (the default) a consumer gets *big.Rat,
+// with double a float64 and with string the decimal text ("-12.50"). A numeric
+// NaN or ±Infinity is a float64 (math.NaN(), math.Inf) in capture's rows; it
+// has no precise form, so with precise it travels as null, as Debezium writes
+// it.
 //
 // A NULL column is present with a nil value. A column whose value the source
 // did not send (an unchanged TOASTed value under REPLICA IDENTITY DEFAULT)
@@ -35,12 +52,22 @@ const UnavailablePlaceholder = "__debezium_unavailable_value"
 // Column describes one column of a captured table.
 type Column struct {
 	Name string
-	// Type is PostgreSQL's type name, e.g. "int4", "numeric", "timestamptz".
+	// Type is PostgreSQL's type name, e.g. "int4", "numeric", "timestamptz",
+	// "_text" for text[]; for a domain, the name of its base type.
 	Type string
-	// OID is the type's object id in pg_type.
+	// OID is the object id in pg_type of Type.
 	OID uint32
-	// TypeMod is the type modifier (atttypmod), -1 when there is none.
+	// TypeMod is the type modifier (atttypmod), -1 when there is none:
+	// numeric's precision and scale, the fractional digits of time and
+	// timestamp types. An array column's modifier applies to its elements.
 	TypeMod int32
+	// EnumValues are the labels of an enum type in their declared order; nil
+	// for other types.
+	EnumValues []string
+	// Elem describes the elements of an array column (Type "_int4" has an
+	// Elem of Type "int4"); nil for other columns. Only its type fields
+	// matter: Type, OID and EnumValues (the array's TypeMod applies).
+	Elem *Column
 	// Key marks the columns of the table's primary key (or replica identity).
 	Key      bool
 	Nullable bool

@@ -2,12 +2,16 @@ package serde
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/linkedin/goavro/v2"
 )
 
 // kind is how one column travels in Avro: the Avro type plus the Debezium
@@ -25,11 +29,20 @@ const (
 	kindBytes
 	kindDecimal         // bytes, logicalType decimal, fixed scale
 	kindVariableDecimal // io.debezium.data.VariableScaleDecimal record
+	kindDecimalDouble   // double: numeric or money under decimal.handling.mode=double
+	kindDecimalString   // string: numeric or money under decimal.handling.mode=string
 	kindDate            // int, io.debezium.time.Date: days since the epoch
-	kindMicroTimestamp  // long, io.debezium.time.MicroTimestamp
+	kindTime            // int, io.debezium.time.Time: ms past midnight
+	kindMicroTime       // long, io.debezium.time.MicroTime: µs past midnight
+	kindTimestamp       // long, io.debezium.time.Timestamp: ms since the epoch
+	kindMicroTimestamp  // long, io.debezium.time.MicroTimestamp: µs since the epoch
+	kindZonedTime       // string, io.debezium.time.ZonedTime
 	kindZonedTimestamp  // string, io.debezium.time.ZonedTimestamp
+	kindMicroDuration   // long, io.debezium.time.MicroDuration: µs
 	kindUUID            // string, io.debezium.data.Uuid
 	kindJSON            // string, io.debezium.data.Json
+	kindEnum            // string, io.debezium.data.Enum with the allowed labels
+	kindArray           // array of ["null", element]
 )
 
 // Debezium's semantic type names (the connect.name schema property).
@@ -37,24 +50,56 @@ const (
 	connectDecimal        = "org.apache.kafka.connect.data.Decimal"
 	connectVariableScale  = "io.debezium.data.VariableScaleDecimal"
 	connectDate           = "io.debezium.time.Date"
+	connectTime           = "io.debezium.time.Time"
+	connectMicroTime      = "io.debezium.time.MicroTime"
+	connectTimestamp      = "io.debezium.time.Timestamp"
 	connectMicroTimestamp = "io.debezium.time.MicroTimestamp"
+	connectZonedTime      = "io.debezium.time.ZonedTime"
 	connectZonedTimestamp = "io.debezium.time.ZonedTimestamp"
+	connectMicroDuration  = "io.debezium.time.MicroDuration"
 	connectUUID           = "io.debezium.data.Uuid"
 	connectJSON           = "io.debezium.data.Json"
+	connectEnum           = "io.debezium.data.Enum"
 )
+
+// moneyScale is the scale of money values: Debezium's money.fraction.digits
+// default, and what PostgreSQL prints under lc_monetary=C, which capture sets.
+const moneyScale = 2
+
+// connectDecimalDefaultPrecision is the Avro precision Confluent's AvroData
+// writes for a Connect Decimal without connect.decimal.precision (money).
+const connectDecimalDefaultPrecision = 64
 
 // columnType is a column's Avro representation.
 type columnType struct {
-	kind  kind
-	scale int // kindDecimal
-	prec  int // kindDecimal
+	kind kind
+	// scale is the scale of kindDecimal and kindDecimalString; -1 for a
+	// kindDecimalString of a numeric without a declared scale.
+	scale int
+	// prec is kindDecimal's precision, 0 when the type declares none (money).
+	prec int
+	// width is kindZonedTimestamp's number of fractional-second digits, 0
+	// for as many as the value needs.
+	width   int
+	allowed string      // kindEnum: the labels, comma-separated
+	elem    *columnType // kindArray
 }
 
 // columnTypeOf maps a PostgreSQL column to its Avro representation the way
-// Debezium does with its default settings (decimal.handling.mode=precise,
-// time.precision.mode=adaptive). Types not listed travel as strings in
-// PostgreSQL's text form.
-func columnTypeOf(c change.Column) columnType {
+// Debezium's PostgreSQL connector does with time.precision.mode=adaptive,
+// interval.handling.mode=numeric, hstore.handling.mode=json and the given
+// decimal.handling.mode. Types not listed travel as strings in PostgreSQL's
+// text form. The table in the package documentation lists every mapping.
+func columnTypeOf(c change.Column, decimals DecimalMode) columnType {
+	if c.Elem != nil {
+		elem := *c.Elem
+		elem.TypeMod = c.TypeMod // the array's modifier is its elements'
+		e := columnTypeOf(elem, decimals)
+		return columnType{kind: kindArray, elem: &e}
+	}
+	if c.EnumValues != nil {
+		return columnType{kind: kindEnum, allowed: strings.Join(c.EnumValues, ",")}
+	}
 	switch c.Type {
 	case "int2":
 		return columnType{kind: kindInt16}
@@ -71,24 +116,73 @@ func columnTypeOf(c change.Column) columnType {
 	case "bytea":
 		return columnType{kind: kindBytes}
 	case "numeric":
-		if c.TypeMod < 4 { // no (precision, scale): variable scale
+		prec, scale, ok := numericTypeMod(c.TypeMod)
+		switch decimals {
+		case DecimalDouble:
+			return columnType{kind: kindDecimalDouble}
+		case DecimalString:
+			if !ok {
+				scale = -1
+			}
+			return columnType{kind: kindDecimalString, scale: scale}
+		}
+		if !ok {
 			return columnType{kind: kindVariableDecimal}
 		}
-		mod := c.TypeMod - 4
-		return columnType{kind: kindDecimal, prec: int(mod>>16) & 0xFFFF, scale: int(mod & 0xFFFF)}
+		return columnType{kind: kindDecimal, prec: prec, scale: scale}
+	case "money":
+		switch decimals {
+		case DecimalDouble:
+			return columnType{kind: kindDecimalDouble}
+		case DecimalString:
+			return columnType{kind: kindDecimalString, scale: moneyScale}
+		}
+		return columnType{kind: kindDecimal, scale: moneyScale}
 	case "date":
 		return columnType{kind: kindDate}
+	case "time":
+		if timePrecision(c.TypeMod) <= 3 {
+			return columnType{kind: kindTime}
+		}
+		return columnType{kind: kindMicroTime}
+	case "timetz":
+		return columnType{kind: kindZonedTime}
 	case "timestamp":
+		if timePrecision(c.TypeMod) <= 3 {
+			return columnType{kind: kindTimestamp}
+		}
 		return columnType{kind: kindMicroTimestamp}
 	case "timestamptz":
-		return columnType{kind: kindZonedTimestamp}
+		return columnType{kind: kindZonedTimestamp, width: timePrecision(c.TypeMod)}
+	case "interval":
+		return columnType{kind: kindMicroDuration}
 	case "uuid":
 		return columnType{kind: kindUUID}
-	case "json", "jsonb":
+	case "json", "jsonb", "hstore":
 		return columnType{kind: kindJSON}
 	default:
 		return columnType{kind: kindString}
 	}
+}
+
+// numericTypeMod returns the precision and scale a numeric's type modifier
+// declares; ok is false for a numeric without them.
+func numericTypeMod(mod int32) (prec, scale int, ok bool) {
+	if mod < 4 {
+		return 0, 0, false
+	}
+	mod -= 4
+	return int(mod>>16) & 0xFFFF, int(mod & 0xFFFF), true
+}
+
+// timePrecision returns the fractional-second digits of a time or timestamp
+// type modifier: 6 when the type declares none, as PostgreSQL's JDBC driver
+// (and so Debezium) reports it.
+func timePrecision(mod int32) int {
+	if mod < 0 {
+		return 6
+	}
+	return int(mod)
 }
 
 // variableScaleDecimalSchema is Debezium's record for numerics without a
@@ -106,81 +200,150 @@ func variableScaleDecimalSchema() map[string]any {
 	}
 }
 
-// schema returns the Avro schema of t and the name goavro knows it by inside
-// a union. defined tracks named types already defined in the enclosing schema.
-func (t columnType) schema(defined map[string]bool) (any, string) {
+// schema returns the Avro schema of t as Confluent's AvroData writes the
+// Kafka Connect schema Debezium builds. defined tracks the named types
+// already defined in the enclosing schema.
+func (t columnType) schema(defined map[string]bool) any {
 	semantic := func(avroType, connectName string) map[string]any {
 		return map[string]any{"type": avroType, "connect.version": 1, "connect.name": connectName}
 	}
 	switch t.kind {
 	case kindInt16:
-		return map[string]any{"type": "int", "connect.type": "int16"}, "int"
+		return map[string]any{"type": "int", "connect.type": "int16"}
 	case kindInt:
-		return "int", "int"
+		return "int"
 	case kindLong:
-		return "long", "long"
+		return "long"
 	case kindFloat:
-		return "float", "float"
-	case kindDouble:
-		return "double", "double"
+		return "float"
+	case kindDouble, kindDecimalDouble:
+		return "double"
 	case kindBool:
-		return "boolean", "boolean"
+		return "boolean"
 	case kindBytes:
-		return "bytes", "bytes"
+		return "bytes"
 	case kindDecimal:
+		params := map[string]string{"scale": strconv.Itoa(t.scale)}
+		prec := connectDecimalDefaultPrecision
+		if t.prec > 0 {
+			prec = t.prec
+			params["connect.decimal.precision"] = strconv.Itoa(t.prec)
+		}
 		return map[string]any{
-			"type":            "bytes",
-			"scale":           t.scale,
-			"precision":       t.prec,
-			"connect.version": 1,
-			"connect.parameters": map[string]string{
-				"scale":                     strconv.Itoa(t.scale),
-				"connect.decimal.precision": strconv.Itoa(t.prec),
-			},
-			"connect.name": connectDecimal,
-			"logicalType":  "decimal",
-		}, "bytes.decimal"
+			"type":               "bytes",
+			"scale":              t.scale,
+			"precision":          prec,
+			"connect.version":    1,
+			"connect.parameters": params,
+			"connect.name":       connectDecimal,
+			"logicalType":        "decimal",
+		}
 	case kindVariableDecimal:
 		if defined[connectVariableScale] {
-			return connectVariableScale, connectVariableScale
+			return connectVariableScale
 		}
 		defined[connectVariableScale] = true
-		return variableScaleDecimalSchema(), connectVariableScale
+		return variableScaleDecimalSchema()
 	case kindDate:
-		return semantic("int", connectDate), "int"
+		return semantic("int", connectDate)
+	case kindTime:
+		return semantic("int", connectTime)
+	case kindMicroTime:
+		return semantic("long", connectMicroTime)
+	case kindTimestamp:
+		return semantic("long", connectTimestamp)
 	case kindMicroTimestamp:
-		return semantic("long", connectMicroTimestamp), "long"
+		return semantic("long", connectMicroTimestamp)
+	case kindZonedTime:
+		return semantic("string", connectZonedTime)
 	case kindZonedTimestamp:
-		return semantic("string", connectZonedTimestamp), "string"
+		return semantic("string", connectZonedTimestamp)
+	case kindMicroDuration:
+		return semantic("long", connectMicroDuration)
 	case kindUUID:
-		return semantic("string", connectUUID), "string"
+		return semantic("string", connectUUID)
 	case kindJSON:
-		return semantic("string", connectJSON), "string"
+		return semantic("string", connectJSON)
+	case kindEnum:
+		s := semantic("string", connectEnum)
+		s["connect.parameters"] = map[string]string{"allowed": t.allowed}
+		return s
+	case kindArray:
+		return map[string]any{"type": "array", "items": []any{"null", t.elem.schema(defined)}}
 	default:
-		return "string", "string"
+		return "string"
 	}
 }
 
-// zonedLayout is how Debezium prints a ZonedTimestamp: ISO-8601 in UTC with
-// the fraction only as long as it needs to be.
-const zonedLayout = "2006-01-02T15:04:05.999999999Z07:00"
+// branch returns the name goavro knows t by as a member of a union.
+func (t columnType) branch() string {
+	switch t.kind {
+	case kindInt16, kindInt, kindDate, kindTime:
+		return "int"
+	case kindLong, kindMicroTime, kindTimestamp, kindMicroTimestamp, kindMicroDuration:
+		return "long"
+	case kindFloat:
+		return "float"
+	case kindDouble, kindDecimalDouble:
+		return "double"
+	case kindBool:
+		return "boolean"
+	case kindBytes:
+		return "bytes"
+	case kindDecimal:
+		return "bytes.decimal"
+	case kindVariableDecimal:
+		return connectVariableScale
+	case kindArray:
+		return "array"
+	default:
+		return "string"
+	}
+}
+
+// zonedTimestampLayouts print a ZonedTimestamp as Debezium does: ISO-8601 in
+// UTC with exactly as many fractional digits as the column's precision
+// (index 1..6), or with as many as the value needs (index 0).
+var zonedTimestampLayouts = [...]string{
+	"2006-01-02T15:04:05.999999999Z07:00",
+	"2006-01-02T15:04:05.0Z07:00",
+	"2006-01-02T15:04:05.00Z07:00",
+	"2006-01-02T15:04:05.000Z07:00",
+	"2006-01-02T15:04:05.0000Z07:00",
+	"2006-01-02T15:04:05.00000Z07:00",
+	"2006-01-02T15:04:05.000000Z07:00",
+}
+
+// errNoPreciseForm marks a NaN or infinite numeric under
+// decimal.handling.mode=precise, which Debezium writes as null.
+var errNoPreciseForm = errors.New("a numeric NaN or ±Infinity has no precise decimal form")
 
 // toAvro converts a Row value to goavro's native form for t.
 func (t columnType) toAvro(v any) (any, error) {
-	bad := func() error { return fmt.Errorf("value %v of type %T does not fit %s", v, v, t) }
 	switch t.kind {
-	case kindInt16, kindInt, kindDate:
-		switch x := v.(type) {
-		case int32:
+	case kindInt16, kindInt:
+		if x, ok := v.(int32); ok {
 			return x, nil
-		case time.Time:
-			if t.kind == kindDate {
-				return int32(x.UTC().Unix() / 86400), nil
-			}
 		}
-	case kindLong:
+	case kindDate:
+		if x, ok := v.(time.Time); ok {
+			return int32(x.UTC().Unix() / 86400), nil
+		}
+	case kindLong, kindMicroDuration:
 		if x, ok := v.(int64); ok {
 			return x, nil
+		}
+	case kindTime:
+		if x, ok := v.(time.Duration); ok {
+			return int32(x / time.Millisecond), nil
+		}
+	case kindMicroTime:
+		if x, ok := v.(time.Duration); ok {
+			return int64(x / time.Microsecond), nil
+		}
+	case kindTimestamp:
+		if x, ok := v.(time.Time); ok {
+			return x.UnixMilli(), nil
 		}
 	case kindMicroTimestamp:
 		if x, ok := v.(time.Time); ok {
@@ -202,38 +365,100 @@ func (t columnType) toAvro(v any) (any, error) {
 		if x, ok := v.([]byte); ok {
 			return x, nil
 		}
-	case kindDecimal:
-		if x, ok := v.(*big.Rat); ok {
-			return x, nil
-		}
-	case kindVariableDecimal:
-		if x, ok := v.(*big.Rat); ok {
+	case kindDecimal, kindVariableDecimal:
+		switch x := v.(type) {
+		case *big.Rat:
+			if t.kind == kindDecimal {
+				return x, nil
+			}
 			unscaled, scale := unscale(x)
 			return map[string]any{"scale": int32(scale), "value": twosComplement(unscaled)}, nil
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil, errNoPreciseForm
+			}
+		}
+	case kindDecimalDouble:
+		switch x := v.(type) {
+		case *big.Rat:
+			f, _ := x.Float64()
+			return f, nil
+		case float64:
+			return x, nil
+		}
+	case kindDecimalString:
+		switch x := v.(type) {
+		case *big.Rat:
+			return decimalText(x, t.scale), nil
+		case float64:
+			switch {
+			case math.IsNaN(x):
+				return "NaN", nil
+			case math.IsInf(x, 1):
+				return "Infinity", nil
+			case math.IsInf(x, -1):
+				return "-Infinity", nil
+			}
 		}
 	case kindZonedTimestamp:
 		if x, ok := v.(time.Time); ok {
-			return x.UTC().Format(zonedLayout), nil
+			w := t.width
+			if w < 0 || w >= len(zonedTimestampLayouts) {
+				w = 0
+			}
+			return x.UTC().Format(zonedTimestampLayouts[w]), nil
 		}
-	case kindString, kindUUID, kindJSON:
+	case kindString, kindUUID, kindJSON, kindEnum, kindZonedTime:
 		if x, ok := v.(string); ok {
 			return x, nil
 		}
+	case kindArray:
+		if x, ok := v.([]any); ok {
+			return t.arrayToAvro(x)
+		}
 	}
-	return nil, bad()
+	return nil, fmt.Errorf("value %v of type %T does not fit %s", v, v, t)
+}
+
+func (t columnType) arrayToAvro(x []any) (any, error) {
+	out := make([]any, len(x))
+	branch := t.elem.branch()
+	for i, e := range x {
+		if e == nil {
+			continue
+		}
+		a, err := t.elem.toAvro(e)
+		if errors.Is(err, errNoPreciseForm) {
+			continue // null, as Debezium writes it
+		}
+		if err != nil {
+			return nil, fmt.Errorf("element %d: %w", i+1, err)
+		}
+		out[i] = goavro.Union(branch, a)
+	}
+	return out, nil
+}
+
+// decimalText prints x with scale digits after the point, or with as many as
+// it needs when scale is negative.
+func decimalText(x *big.Rat, scale int) string {
+	if scale < 0 {
+		_, scale = unscale(x)
+	}
+	return x.FloatString(scale)
 }
 
 // fallback is the value Debezium writes for a required column whose value
 // the change did not carry: zero, the empty string, the epoch.
 func (t columnType) fallback() any {
 	switch t.kind {
-	case kindInt16, kindInt, kindDate:
+	case kindInt16, kindInt, kindDate, kindTime:
 		return int32(0)
-	case kindLong, kindMicroTimestamp:
+	case kindLong, kindMicroTime, kindTimestamp, kindMicroTimestamp, kindMicroDuration:
 		return int64(0)
 	case kindFloat:
 		return float32(0)
-	case kindDouble:
+	case kindDouble, kindDecimalDouble:
 		return float64(0)
 	case kindBool:
 		return false
@@ -243,8 +468,14 @@ func (t columnType) fallback() any {
 		return new(big.Rat)
 	case kindVariableDecimal:
 		return map[string]any{"scale": int32(0), "value": []byte{0}}
+	case kindDecimalString:
+		return decimalText(new(big.Rat), t.scale)
+	case kindZonedTime:
+		return "00:00:00Z"
 	case kindZonedTimestamp:
-		return time.Unix(0, 0).UTC().Format(zonedLayout)
+		return time.Unix(0, 0).UTC().Format(zonedTimestampLayouts[0])
+	case kindArray:
+		return []any{}
 	default:
 		return ""
 	}
@@ -256,6 +487,18 @@ func (t columnType) fromAvro(v any) (any, error) {
 	case kindDate:
 		if d, ok := v.(int32); ok {
 			return time.Unix(int64(d)*86400, 0).UTC(), nil
+		}
+	case kindTime:
+		if ms, ok := v.(int32); ok {
+			return time.Duration(ms) * time.Millisecond, nil
+		}
+	case kindMicroTime:
+		if us, ok := v.(int64); ok {
+			return time.Duration(us) * time.Microsecond, nil
+		}
+	case kindTimestamp:
+		if ms, ok := v.(int64); ok {
+			return time.UnixMilli(ms).UTC(), nil
 		}
 	case kindMicroTimestamp:
 		if us, ok := v.(int64); ok {
@@ -276,6 +519,21 @@ func (t columnType) fromAvro(v any) (any, error) {
 			n := fromTwosComplement(b)
 			return new(big.Rat).SetFrac(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)), nil
 		}
+	case kindArray:
+		if x, ok := v.([]any); ok {
+			out := make([]any, len(x))
+			for i, e := range x {
+				if e = unwrapUnion(e); e == nil {
+					continue
+				}
+				r, err := t.elem.fromAvro(e)
+				if err != nil {
+					return nil, fmt.Errorf("element %d: %w", i+1, err)
+				}
+				out[i] = r
+			}
+			return out, nil
+		}
 	default:
 		return v, nil
 	}
@@ -283,8 +541,7 @@ func (t columnType) fromAvro(v any) (any, error) {
 }
 
 func (t columnType) String() string {
-	s, _ := t.schema(map[string]bool{})
-	b, _ := json.Marshal(s)
+	b, _ := json.Marshal(t.schema(map[string]bool{}))
 	return string(b)
 }
 

@@ -88,16 +88,7 @@ func rowSchemaOf(rec map[string]any, named map[string]map[string]any) (*rowSchem
 	for _, f := range fields {
 		fm, _ := f.(map[string]any)
 		name, _ := fm["name"].(string)
-		t, nullable := fm["type"], false
-		if u, ok := t.([]any); ok {
-			for _, m := range u {
-				if m == "null" {
-					nullable = true
-				} else {
-					t = m
-				}
-			}
-		}
+		t, nullable := nonNull(fm["type"])
 		ct, err := columnTypeFromSchema(t, named)
 		if err != nil {
 			return nil, fmt.Errorf("record %s field %s: %w", rs.fullName, name, err)
@@ -105,6 +96,24 @@ func rowSchemaOf(rec map[string]any, named map[string]map[string]any) (*rowSchem
 		rs.fields = append(rs.fields, rowField{name: name, t: ct, nullable: nullable})
 	}
 	return rs, nil
+}
+
+// nonNull returns the member of a ["null", T] union besides null, and
+// whether t was such a union; any other t is returned as it is.
+func nonNull(t any) (any, bool) {
+	u, ok := t.([]any)
+	if !ok {
+		return t, false
+	}
+	nullable := false
+	for _, m := range u {
+		if m == "null" {
+			nullable = true
+		} else {
+			t = m
+		}
+	}
+	return t, nullable
 }
 
 // columnTypeFromSchema is the inverse of columnType.schema: it reads the Avro
@@ -141,17 +150,39 @@ func columnTypeFromSchema(t any, named map[string]map[string]any) (columnType, e
 			return columnType{kind: kindVariableDecimal}, nil
 		case connectDate:
 			return columnType{kind: kindDate}, nil
+		case connectTime:
+			return columnType{kind: kindTime}, nil
+		case connectMicroTime:
+			return columnType{kind: kindMicroTime}, nil
+		case connectTimestamp:
+			return columnType{kind: kindTimestamp}, nil
 		case connectMicroTimestamp:
 			return columnType{kind: kindMicroTimestamp}, nil
+		case connectZonedTime:
+			return columnType{kind: kindZonedTime}, nil
 		case connectZonedTimestamp:
 			return columnType{kind: kindZonedTimestamp}, nil
+		case connectMicroDuration:
+			return columnType{kind: kindMicroDuration}, nil
 		case connectUUID:
 			return columnType{kind: kindUUID}, nil
 		case connectJSON:
 			return columnType{kind: kindJSON}, nil
+		case connectEnum:
+			params, _ := x["connect.parameters"].(map[string]any)
+			allowed, _ := params["allowed"].(string)
+			return columnType{kind: kindEnum, allowed: allowed}, nil
 		}
 		if x["connect.type"] == "int16" {
 			return columnType{kind: kindInt16}, nil
+		}
+		if x["type"] == "array" {
+			items, _ := nonNull(x["items"])
+			elem, err := columnTypeFromSchema(items, named)
+			if err != nil {
+				return columnType{}, fmt.Errorf("array items: %w", err)
+			}
+			return columnType{kind: kindArray, elem: &elem}, nil
 		}
 		return columnTypeFromSchema(x["type"], named)
 	}

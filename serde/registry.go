@@ -18,6 +18,8 @@ import (
 type Encoder struct {
 	reg    *sr.Client
 	prefix string
+	cfg    encoderConfig
+	cfgErr error // a bad option: every Encode fails with it
 
 	mu       sync.Mutex
 	tables   map[string]*registered // by table identity (name + columns)
@@ -29,9 +31,13 @@ type registered struct {
 	keyID, valueID int
 }
 
-// NewEncoder returns an Encoder for topics named <prefix>.<schema>.<table>.
-func NewEncoder(reg *sr.Client, prefix string) *Encoder {
-	return &Encoder{reg: reg, prefix: prefix, tables: map[string]*registered{}, fixedIDs: map[string][2]int{}}
+// NewEncoder returns an Encoder for topics named <prefix>.<schema>.<table>
+// that maps columns to Avro as Debezium's PostgreSQL connector does with its
+// default settings, unless opts say otherwise.
+func NewEncoder(reg *sr.Client, prefix string, opts ...EncoderOpt) *Encoder {
+	cfg, err := newEncoderConfig(opts)
+	return &Encoder{reg: reg, prefix: prefix, cfg: cfg, cfgErr: err,
+		tables: map[string]*registered{}, fixedIDs: map[string][2]int{}}
 }
 
 // Encoded is one change event ready for Kafka.
@@ -95,7 +101,10 @@ func (e *Encoder) register(ctx context.Context, t *change.Table) (*registered, e
 	if r, ok := e.tables[id]; ok {
 		return r, nil
 	}
-	schemas, err := NewTableSchemas(e.prefix, t)
+	if e.cfgErr != nil {
+		return nil, e.cfgErr
+	}
+	schemas, err := newTableSchemas(e.prefix, t, e.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -142,9 +151,23 @@ func tableIdentity(t *change.Table) string {
 	var b strings.Builder
 	b.WriteString(t.String())
 	for _, c := range t.Columns {
-		fmt.Fprintf(&b, "|%s:%s:%d:%t:%t", c.Name, c.Type, c.TypeMod, c.Key, c.Nullable)
+		fmt.Fprintf(&b, "|%s:%t:%t:", c.Name, c.Key, c.Nullable)
+		writeTypeIdentity(&b, c)
 	}
 	return b.String()
+}
+
+// writeTypeIdentity writes what of c's type its Avro schema depends on.
+func writeTypeIdentity(b *strings.Builder, c change.Column) {
+	fmt.Fprintf(b, "%s:%d", c.Type, c.TypeMod)
+	if c.EnumValues != nil {
+		fmt.Fprintf(b, ":enum%q", c.EnumValues)
+	}
+	if c.Elem != nil {
+		b.WriteString(":elem(")
+		writeTypeIdentity(b, *c.Elem)
+		b.WriteString(")")
+	}
 }
 
 // Decoder decodes wire-format keys and envelopes written by any cdcflow (or

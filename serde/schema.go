@@ -56,17 +56,17 @@ type rowSchema struct {
 
 type rowField struct {
 	name     string
+	pgType   string // PostgreSQL's type name, for errors; empty when read from a schema
 	t        columnType
 	nullable bool
-	branch   string // the member name goavro uses inside ["null", T]
 }
 
-func newRowSchema(fullName string, cols []change.Column, defined map[string]bool) (*rowSchema, []any) {
+func newRowSchema(fullName string, cols []change.Column, defined map[string]bool, cfg encoderConfig) (*rowSchema, []any) {
 	rs := &rowSchema{fullName: fullName}
 	fields := make([]any, 0, len(cols))
 	for _, c := range cols {
-		t := columnTypeOf(c)
-		s, branch := t.schema(defined)
+		t := columnTypeOf(c, cfg.decimal)
+		s := t.schema(defined)
 		f := map[string]any{"name": avroName(c.Name)}
 		if c.Nullable {
 			f["type"] = []any{"null", s}
@@ -75,7 +75,7 @@ func newRowSchema(fullName string, cols []change.Column, defined map[string]bool
 			f["type"] = s
 		}
 		fields = append(fields, f)
-		rs.fields = append(rs.fields, rowField{name: c.Name, t: t, nullable: c.Nullable, branch: branch})
+		rs.fields = append(rs.fields, rowField{name: c.Name, pgType: c.Type, t: t, nullable: c.Nullable})
 	}
 	return rs, fields
 }
@@ -105,15 +105,31 @@ func (rs *rowSchema) encode(row change.Row) (map[string]any, error) {
 		} else {
 			a, err = f.t.toAvro(v)
 		}
+		if errors.Is(err, errNoPreciseForm) && f.nullable {
+			out[avroName(f.name)] = nil // as Debezium writes it
+			continue
+		}
+		if errors.Is(err, errNoPreciseForm) {
+			return nil, &ValueError{Column: f.name, Err: typed(f.pgType,
+				fmt.Errorf("NOT NULL column holds %v: %w; use decimal handling mode double or string to capture it", v, err))}
+		}
 		if err != nil {
-			return nil, &ValueError{Column: f.name, Err: err}
+			return nil, &ValueError{Column: f.name, Err: typed(f.pgType, err)}
 		}
 		if f.nullable {
-			a = goavro.Union(f.branch, a)
+			a = goavro.Union(f.t.branch(), a)
 		}
 		out[avroName(f.name)] = a
 	}
 	return out, nil
+}
+
+// typed prefixes err with the column's PostgreSQL type, when known.
+func typed(pgType string, err error) error {
+	if pgType == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", pgType, err)
 }
 
 // decode converts goavro's native record form back to a Row.
@@ -176,21 +192,30 @@ type TableSchemas struct {
 }
 
 // NewTableSchemas derives the key and envelope schemas of t, named as
-// Debezium names them for topic prefix prefix.
-func NewTableSchemas(prefix string, t *change.Table) (*TableSchemas, error) {
+// Debezium names them for topic prefix prefix, with columns mapped as opts
+// say (by default as Debezium maps them by default).
+func NewTableSchemas(prefix string, t *change.Table, opts ...EncoderOpt) (*TableSchemas, error) {
+	cfg, err := newEncoderConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newTableSchemas(prefix, t, cfg)
+}
+
+func newTableSchemas(prefix string, t *change.Table, cfg encoderConfig) (*TableSchemas, error) {
 	keyCols := t.KeyColumns()
 	if len(keyCols) == 0 {
 		return nil, fmt.Errorf("table %s has no primary key or replica identity columns", t)
 	}
 	ns := namespace(prefix, t.Schema, t.Name)
 
-	keyRS, keyFields := newRowSchema(ns+".Key", keyCols, map[string]bool{})
+	keyRS, keyFields := newRowSchema(ns+".Key", keyCols, map[string]bool{}, cfg)
 	keySchema := map[string]any{
 		"type": "record", "name": "Key", "namespace": ns,
 		"fields": keyFields, "connect.name": ns + ".Key",
 	}
 
-	valueRS, valueFields := newRowSchema(ns+".Value", t.Columns, map[string]bool{})
+	valueRS, valueFields := newRowSchema(ns+".Value", t.Columns, map[string]bool{}, cfg)
 	valueRecord := map[string]any{
 		"type": "record", "name": "Value", "namespace": ns,
 		"fields": valueFields, "connect.name": ns + ".Value",
