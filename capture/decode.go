@@ -3,7 +3,7 @@ package capture
 import (
 	"encoding/hex"
 	"fmt"
-	"math/big"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,33 +63,34 @@ func (d *decoder) keyRow(t *change.Table, tuple *pglogrepl.TupleData) (change.Ro
 	return row, nil
 }
 
-// value parses PostgreSQL's text output of one value of column c.
+// value parses PostgreSQL's text output of one value of column c into the Go
+// type change.Row documents for c's type.
 func (d *decoder) value(c change.Column, s string) (any, error) {
+	if c.Elem != nil {
+		elem := *c.Elem
+		elem.Name, elem.TypeMod = c.Name, c.TypeMod
+		return parseArray(s, arrayDelimiter(elem.Type), func(e string) (any, error) { return d.value(elem, e) })
+	}
+	if c.EnumValues != nil {
+		return s, nil
+	}
 	switch c.Type {
 	case "int2", "int4":
-		var n int32
-		_, err := fmt.Sscan(s, &n)
-		return n, err
+		n, err := strconv.ParseInt(s, 10, 32)
+		return int32(n), err
 	case "int8", "oid":
-		var n int64
-		_, err := fmt.Sscan(s, &n)
-		return n, err
+		return strconv.ParseInt(s, 10, 64)
 	case "float4":
-		var f float32
-		_, err := fmt.Sscan(s, &f)
-		return f, err
+		f, err := strconv.ParseFloat(s, 32)
+		return float32(f), err
 	case "float8":
-		var f float64
-		_, err := fmt.Sscan(s, &f)
-		return f, err
+		return strconv.ParseFloat(s, 64)
 	case "bool":
 		return s == "t", nil
 	case "numeric":
-		r, ok := new(big.Rat).SetString(s)
-		if !ok {
-			return nil, fmt.Errorf("numeric %q has no exact decimal value", s)
-		}
-		return r, nil
+		return parseNumeric(s)
+	case "money":
+		return parseMoney(s)
 	case "bytea":
 		if !strings.HasPrefix(s, `\x`) {
 			return nil, fmt.Errorf("bytea not in hex format; set bytea_output=hex")
@@ -106,13 +107,21 @@ func (d *decoder) value(c change.Column, s string) (any, error) {
 		}
 		t, ok := v.(time.Time)
 		if !ok {
-			return nil, fmt.Errorf("%s value %q is not a finite time", c.Type, s)
+			return nil, fmt.Errorf("%s value %q is not a finite time; capture cannot represent infinity yet", c.Type, s)
 		}
 		if c.Type == "timestamp" || c.Type == "date" {
 			// no time zone: the wall clock reads as UTC, as Debezium reads it
 			t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
 		}
 		return t.UTC(), nil
+	case "time":
+		return parseTime(s)
+	case "timetz":
+		return parseTimeTZ(s)
+	case "interval":
+		return parseInterval(s)
+	case "hstore":
+		return parseHstore(s)
 	default:
 		return s, nil
 	}

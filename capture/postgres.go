@@ -37,6 +37,12 @@ func connectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error)
 	cfg.RuntimeParams["timezone"] = "UTC"
 	cfg.RuntimeParams["datestyle"] = "ISO"
 	cfg.RuntimeParams["bytea_output"] = "hex"
+	// pgoutput prints values with the session's settings: pin the ones the
+	// decoder reads (money as "$1,234.56", intervals as "1 year 2 mons
+	// 03:04:05", floats with every digit).
+	cfg.RuntimeParams["lc_monetary"] = "C"
+	cfg.RuntimeParams["intervalstyle"] = "postgres"
+	cfg.RuntimeParams["extra_float_digits"] = "3"
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -182,7 +188,8 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, slot s
 }
 
 // relationColumns reads what a pgoutput Relation message lacks from the
-// catalog: type names, nullability and which columns form the key.
+// catalog: type names (domains resolved to their base types), enum labels,
+// array element types, nullability and which columns form the key.
 func relationColumns(ctx context.Context, conn *pgx.Conn, rel *pglogrepl.RelationMessage) ([]change.Column, error) {
 	rows, err := conn.Query(ctx, `
 		SELECT a.attname, NOT a.attnotnull,
@@ -209,22 +216,24 @@ func relationColumns(ctx context.Context, conn *pgx.Conn, rel *pglogrepl.Relatio
 	}
 	cols := make([]change.Column, len(rel.Columns))
 	for i, rc := range rel.Columns {
-		var typ string
-		if err := conn.QueryRow(ctx, "SELECT typname FROM pg_type WHERE oid = $1", rc.DataType).Scan(&typ); err != nil {
+		c, err := describeType(ctx, conn, rc.DataType, rc.TypeModifier)
+		if err != nil {
 			return nil, fmt.Errorf("look up type %d of %s.%s.%s: %w", rc.DataType, rel.Namespace, rel.RelationName, rc.Name, err)
 		}
 		a, ok := attrs[rc.Name]
 		if !ok { // dropped since: keep what the relation message says
 			a = attr{nullable: true, key: rc.Flags&1 != 0}
 		}
-		cols[i] = change.Column{Name: rc.Name, Type: typ, OID: rc.DataType, TypeMod: rc.TypeModifier, Key: a.key, Nullable: a.nullable && !a.key}
+		c.Name, c.Key, c.Nullable = rc.Name, a.key, a.nullable && !a.key
+		cols[i] = c
 	}
 	return cols, nil
 }
 
 // tableColumns reads a table's columns from the catalog, as relationColumns
 // describes them for pgoutput's Relation message (so both give the same
-// schema), and the planner's estimate of its row count.
+// schema: domains resolved, enum labels, array element types), and the
+// planner's estimate of its row count.
 func tableColumns(ctx context.Context, conn *pgx.Conn, schema, table string) (*change.Table, int64, error) {
 	rows, err := conn.Query(ctx, `
 		SELECT a.attname, t.typname, a.atttypid::int8, a.atttypmod, NOT a.attnotnull,
@@ -257,5 +266,61 @@ func tableColumns(ctx context.Context, conn *pgx.Conn, schema, table string) (*c
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("read columns of %s.%s: %w", schema, table, err)
 	}
+	rows.Close()
+	for i, col := range t.Columns {
+		typ, err := describeType(ctx, conn, col.OID, col.TypeMod)
+		if err != nil {
+			return nil, 0, fmt.Errorf("look up type %d of %s.%s.%s: %w", col.OID, schema, table, col.Name, err)
+		}
+		typ.Name, typ.Key, typ.Nullable = col.Name, col.Key, col.Nullable
+		t.Columns[i] = typ
+	}
 	return t, max(estimate, 0), nil
+}
+
+// describeType returns the type fields of a column of type oid with type
+// modifier mod: its name, the labels of an enum, the element type of an
+// array. A domain is described as its base type, with the domain's modifier
+// when the column has none (numeric(10,2) behind a domain keeps its scale).
+func describeType(ctx context.Context, conn *pgx.Conn, oid uint32, mod int32) (change.Column, error) {
+	for range 32 { // domains over domains, but never a cycle
+		var (
+			name, kind string
+			base, elem uint32
+			baseMod    int32
+			labels     []string
+		)
+		err := conn.QueryRow(ctx, `
+			SELECT t.typname, t.typtype::text, t.typbasetype, t.typtypmod,
+			       CASE WHEN t.typinput = 'array_in'::regproc THEN t.typelem ELSE 0 END,
+			       CASE WHEN t.typtype = 'e' THEN ARRAY(SELECT e.enumlabel::text FROM pg_enum e
+			                                           WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) END
+			FROM pg_type t WHERE t.oid = $1`, oid).Scan(&name, &kind, &base, &baseMod, &elem, &labels)
+		if err != nil {
+			return change.Column{}, err
+		}
+		if kind == "d" {
+			oid = base
+			if mod == -1 {
+				mod = baseMod
+			}
+			continue
+		}
+		c := change.Column{Type: name, OID: oid, TypeMod: mod}
+		if kind == "e" {
+			c.EnumValues = labels
+			if c.EnumValues == nil {
+				c.EnumValues = []string{}
+			}
+		}
+		if elem != 0 {
+			e, err := describeType(ctx, conn, elem, mod)
+			if err != nil {
+				return change.Column{}, fmt.Errorf("element type %d: %w", elem, err)
+			}
+			c.Elem = &e
+		}
+		return c, nil
+	}
+	return change.Column{}, fmt.Errorf("type %d: domains nested too deep", oid)
 }
