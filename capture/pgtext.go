@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cdcflow/cdcflow/change"
 )
 
 // Parsers of PostgreSQL's text output, as pgoutput sends values, under the
@@ -151,10 +153,10 @@ const daysPerMonth = 365.25 / 12
 // counting 30.4375 days and a day 24 hours. It repeats the floating-point
 // steps of Debezium's MicroDuration.durationMicros on the fields PostgreSQL's
 // JDBC driver parses, so the approximation rounds as Debezium's does.
-func parseInterval(s string) (int64, error) {
+func parseInterval(s string) (change.MicroDuration, error) {
 	var years, months, days, hours, minutes int64
 	var wholeSeconds, micros int64
-	bad := func(why string) (int64, error) {
+	bad := func(why string) (change.MicroDuration, error) {
 		return 0, fmt.Errorf("interval %q: %s; capture sets intervalstyle=postgres on its replication connection", s, why)
 	}
 	fields := strings.Fields(s)
@@ -196,7 +198,7 @@ func parseInterval(s string) (int64, error) {
 	seconds := float64(wholeSeconds) + float64(micros)/1e6
 	numberOfDays := float64(float64(years*12+months)*daysPerMonth) + float64(days)
 	numberOfSeconds := float64(float64(float64(float64(float64(numberOfDays*24)+float64(hours))*60)+float64(minutes))*60) + seconds
-	return javaLong(float64(numberOfSeconds * 1e6)), nil
+	return change.MicroDuration(javaLong(float64(numberOfSeconds * 1e6))), nil
 }
 
 // javaLong converts f to int64 as Java's (long) cast does: toward zero,

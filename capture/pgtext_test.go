@@ -15,7 +15,7 @@ import (
 func TestParseInterval(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
-		want int64
+		want change.MicroDuration
 	}{
 		{"00:00:00", 0},
 		{"-00:00:01", -1_000_000},
@@ -226,7 +226,7 @@ func TestDecodeValues(t *testing.T) {
 		{"timetz", col("timetz", 1266, -1), "04:05:06+02", "02:05:06Z"},
 		{"timestamp", col("timestamp", 1114, -1), "2026-11-21 10:30:00.123456", time.Date(2026, 11, 21, 10, 30, 0, 123456000, time.UTC)},
 		{"timestamptz", col("timestamptz", 1184, -1), "2026-11-21 10:30:00.5+00", time.Date(2026, 11, 21, 10, 30, 0, 500000000, time.UTC)},
-		{"interval", col("interval", 1186, -1), "1 day 02:00:00", int64(26 * time.Hour / time.Microsecond)},
+		{"interval", col("interval", 1186, -1), "1 day 02:00:00", change.MicroDuration(26 * time.Hour / time.Microsecond)},
 		{"uuid", col("uuid", 2950, -1), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"},
 		{"inet", col("inet", 869, -1), "192.168.0.1/24", "192.168.0.1/24"},
 		{"enum", mood, "happy", "happy"},
@@ -236,7 +236,7 @@ func TestDecodeValues(t *testing.T) {
 		{"numeric[]", array(col("numeric", 1700, -1)), "{1.5,-2,NaN}", []any{big.NewRat(3, 2), big.NewRat(-2, 1), math.NaN()}},
 		{"timestamptz[]", array(col("timestamptz", 1184, -1)), `{"2026-11-21 10:30:00+00",NULL}`, []any{time.Date(2026, 11, 21, 10, 30, 0, 0, time.UTC), nil}},
 		{"enum[]", array(mood), "{sad,NULL,happy}", []any{"sad", nil, "happy"}},
-		{"interval[]", array(col("interval", 1186, -1)), `{"00:00:01","-1 days"}`, []any{int64(1_000_000), int64(-86_400_000_000)}},
+		{"interval[]", array(col("interval", 1186, -1)), `{"00:00:01","-1 days"}`, []any{change.MicroDuration(1_000_000), change.MicroDuration(-86_400_000_000)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := d.value(tc.c, tc.in)

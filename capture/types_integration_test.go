@@ -86,8 +86,8 @@ func TestCaptureEveryType(t *testing.T) {
 		"local_ts_ms": time.Date(2026, 11, 21, 10, 30, 0, 123000000, time.UTC),
 		"zoned_ts":    time.Date(2026, 11, 21, 10, 30, 0, 0, time.UTC),
 		"zoned_ts_ms": time.Date(2026, 11, 21, 10, 30, 0, 120000000, time.UTC),
-		"span":        int64(37_091_106_500_000), // 14 months of 30.4375 days + 3 days 04:05:06.5
-		"span2":       int64(262_920_100_000),    // Debezium's double arithmetic drops the last µs
+		"span":        change.MicroDuration(37_091_106_500_000), // 14 months of 30.4375 days + 3 days 04:05:06.5
+		"span2":       change.MicroDuration(262_920_100_000),    // Debezium's double arithmetic drops the last µs
 		"ref":         "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
 		"doc":         `{"a": [1, 2]}`, "docb": `{"b": null}`,
 		"feeling": "happy",

@@ -1,6 +1,10 @@
 package change
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"time"
+)
 
 // Row holds a row's column values by column name. Values use these Go types,
 // whatever the wire format they travelled in:
@@ -16,7 +20,7 @@ import "fmt"
 //	time                           time.Duration since midnight
 //	timetz                         string, ISO-8601 in UTC ("08:15:30.5Z")
 //	timestamp, timestamptz         time.Time (UTC; a timestamp's wall clock read as UTC)
-//	interval                       int64 microseconds (a month counts 30.4375 days)
+//	interval                       MicroDuration
 //	uuid, json, jsonb, xml         string
 //	inet, cidr, macaddr, macaddr8  string
 //	enum types                     string (the label)
@@ -38,6 +42,24 @@ import "fmt"
 // holds [Unavailable]; on the wire it travels as Debezium's placeholder
 // [UnavailablePlaceholder].
 type Row map[string]any
+
+// MicroDuration is an interval as Debezium writes it
+// (io.debezium.time.MicroDuration): a number of microseconds, a month counting
+// 30.4375 days (365.25 / 12) and a day 24 hours. It is an approximation of
+// PostgreSQL's interval, which keeps months, days and microseconds apart,
+// and it reaches far beyond a time.Duration's ±292 years.
+type MicroDuration int64
+
+// Duration returns d as a time.Duration, clamped to its range.
+func (d MicroDuration) Duration() time.Duration {
+	switch {
+	case d > math.MaxInt64/1000:
+		return math.MaxInt64
+	case d < math.MinInt64/1000:
+		return math.MinInt64
+	}
+	return time.Duration(d) * time.Microsecond
+}
 
 // Unavailable is the value of a column the source did not send: PostgreSQL
 // leaves unchanged TOASTed values (large text, bytea, jsonb) out of an

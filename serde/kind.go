@@ -329,9 +329,13 @@ func (t columnType) toAvro(v any) (any, error) {
 		if x, ok := v.(time.Time); ok {
 			return int32(x.UTC().Unix() / 86400), nil
 		}
-	case kindLong, kindMicroDuration:
+	case kindLong:
 		if x, ok := v.(int64); ok {
 			return x, nil
+		}
+	case kindMicroDuration:
+		if x, ok := v.(change.MicroDuration); ok {
+			return int64(x), nil
 		}
 	case kindTime:
 		if x, ok := v.(time.Duration); ok {
@@ -511,6 +515,10 @@ func (t columnType) fromAvro(v any) (any, error) {
 				return nil, fmt.Errorf("parse ZonedTimestamp %q: %w", s, err)
 			}
 			return ts.UTC(), nil
+		}
+	case kindMicroDuration:
+		if us, ok := v.(int64); ok {
+			return change.MicroDuration(us), nil
 		}
 	case kindVariableDecimal:
 		if m, ok := v.(map[string]any); ok {

@@ -114,7 +114,7 @@ func typesRow() change.Row {
 		"local_ts_ms": time.Date(2026, 11, 21, 10, 30, 0, 123000000, time.UTC),
 		"zoned_ts":    time.Date(2026, 11, 21, 10, 30, 0, 0, time.UTC),
 		"zoned_ts_ms": time.Date(2026, 11, 21, 10, 30, 0, 120000000, time.UTC),
-		"span":        int64(37_091_106_500_000), // 1 year 2 mons 3 days 04:05:06.5
+		"span":        change.MicroDuration(37_091_106_500_000), // 1 year 2 mons 3 days 04:05:06.5
 		"ref":         "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
 		"doc":         `{"a": [1, 2]}`, "docb": `{"b": null}`,
 		"tags":    `{"colour":"red","size":null}`,
@@ -310,7 +310,7 @@ func TestTypesRoundTrip(t *testing.T) {
 	specials["f4"], specials["f8"] = float32(math.Inf(-1)), math.NaN()
 	specials["f8s"] = []any{math.Inf(1), math.NaN(), math.Copysign(0, -1)}
 	specials["clock"], specials["clock_tz"] = 24*time.Hour, "24:00:00Z"
-	specials["span"], specials["day"] = int64(math.MinInt64), time.Date(-4712, 1, 1, 0, 0, 0, 0, time.UTC)
+	specials["span"], specials["day"] = change.MicroDuration(math.MinInt64), time.Date(-4712, 1, 1, 0, 0, 0, 0, time.UTC)
 
 	for name, row := range map[string]change.Row{"values": typesRow(), "nulls": nulls, "specials": specials} {
 		t.Run(name, func(t *testing.T) {

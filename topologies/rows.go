@@ -2,9 +2,12 @@ package topologies
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"reflect"
+	"strconv"
 	"strings"
+	"time"
 
 	"unicode"
 
@@ -25,7 +28,8 @@ type rowField struct {
 }
 
 var (
-	ratType = reflect.TypeOf((*big.Rat)(nil))
+	ratType      = reflect.TypeOf((*big.Rat)(nil))
+	durationType = reflect.TypeOf(time.Duration(0))
 )
 
 func newRowDecoder[T any]() (*rowDecoder[T], error) {
@@ -85,7 +89,26 @@ func assign(dst reflect.Value, x any) error {
 	case src.Type().AssignableTo(dst.Type()):
 		dst.Set(src)
 	case dst.Type() == ratType:
-		return fmt.Errorf("cannot assign %T to *big.Rat", x)
+		// numeric and money under decimal.handling.mode string or double
+		var r *big.Rat
+		switch v := x.(type) {
+		case string:
+			r, _ = new(big.Rat).SetString(v)
+		case float64:
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				r, _ = new(big.Rat).SetString(strconv.FormatFloat(v, 'g', -1, 64))
+			}
+		}
+		if r == nil {
+			return fmt.Errorf("cannot assign %T %v to *big.Rat", x, x)
+		}
+		dst.Set(reflect.ValueOf(r))
+	case dst.Type() == durationType && src.Type() == reflect.TypeFor[change.MicroDuration]():
+		us := x.(change.MicroDuration) // an interval: microseconds
+		if us > math.MaxInt64/1000 || us < math.MinInt64/1000 {
+			return fmt.Errorf("interval of %d µs overflows time.Duration (±292 years); use a change.MicroDuration or int64 field", us)
+		}
+		dst.SetInt(int64(us.Duration()))
 	case src.CanInt() && dst.CanInt():
 		if dst.OverflowInt(src.Int()) {
 			return fmt.Errorf("%d overflows %s", src.Int(), dst.Type())

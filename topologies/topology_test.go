@@ -54,6 +54,37 @@ func TestMetricsMeasureTypedRows(t *testing.T) {
 	}
 }
 
+// TestMeasureReadsEveryDecimalMode: a *big.Rat field takes a numeric however
+// decimal.handling.mode made it travel, and a time.Duration field takes an
+// interval (microseconds on the wire).
+func TestMeasureReadsEveryDecimalMode(t *testing.T) {
+	type row struct {
+		ID     int64
+		Amount *big.Rat
+		Wait   time.Duration
+		WaitUs int64 `cdc:"wait"`
+	}
+	var got row
+	node := topologies.Metrics(topologies.TableOf[row]("shop", "public", "t"), func(r row) []topologies.Sample {
+		got = r
+		return nil
+	})
+	for _, amount := range []any{big.NewRat(1999, 100), "19.99", 19.99} {
+		if _, err := node.Measure(change.Row{"id": int64(1), "amount": amount, "wait": change.MicroDuration(1_500_000)}); err != nil {
+			t.Fatalf("amount %#v: %v", amount, err)
+		}
+		if got.Amount.Cmp(big.NewRat(1999, 100)) != 0 || got.Wait != 1500*time.Millisecond || got.WaitUs != 1_500_000 {
+			t.Fatalf("amount %#v: got %+v", amount, got)
+		}
+	}
+	if _, err := node.Measure(change.Row{"id": int64(1), "amount": "NaN"}); err == nil {
+		t.Fatal("NaN became a *big.Rat")
+	}
+	if _, err := node.Measure(change.Row{"id": int64(1), "wait": change.MicroDuration(1 << 62)}); err == nil || !strings.Contains(err.Error(), "overflows time.Duration") {
+		t.Fatalf("a 146,000-year interval into a time.Duration: %v", err)
+	}
+}
+
 func TestMeasureRejectsMistypedColumns(t *testing.T) {
 	node := topologies.Metrics(topologies.TableOf[order]("shop", "public", "orders"), perDay)
 	_, err := node.Measure(change.Row{"id": "not a number"})
