@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 
@@ -13,6 +14,20 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// textSettings pin how PostgreSQL prints values as text, which is how
+// pgoutput sends them and how the decoder parses them: times in ISO and UTC,
+// bytea in hex, money as "$1,234.56", intervals as "1 year 2 mons
+// 03:04:05", floats with every digit. Both of capture's connections use
+// them, so that a value read with a query decodes as it does from the WAL.
+var textSettings = map[string]string{
+	"timezone":           "UTC",
+	"datestyle":          "ISO",
+	"bytea_output":       "hex",
+	"lc_monetary":        "C",
+	"intervalstyle":      "postgres",
+	"extra_float_digits": "3",
+}
+
 // connect opens the ordinary connection capture uses for its checks and
 // catalog lookups. The error names the server, never the password.
 func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
@@ -20,6 +35,7 @@ func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL DSN is malformed (%v); use postgres://user:password@host:port/db", redactErr(err))
 	}
+	maps.Copy(cfg.RuntimeParams, textSettings)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL unreachable at %s: %v; check --pg-dsn and that PostgreSQL is running", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)), rootCause(err))
@@ -34,15 +50,7 @@ func connectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error)
 		return nil, fmt.Errorf("PostgreSQL DSN is malformed (%v); use postgres://user:password@host:port/db", redactErr(err))
 	}
 	cfg.RuntimeParams["replication"] = "database"
-	cfg.RuntimeParams["timezone"] = "UTC"
-	cfg.RuntimeParams["datestyle"] = "ISO"
-	cfg.RuntimeParams["bytea_output"] = "hex"
-	// pgoutput prints values with the session's settings: pin the ones the
-	// decoder reads (money as "$1,234.56", intervals as "1 year 2 mons
-	// 03:04:05", floats with every digit).
-	cfg.RuntimeParams["lc_monetary"] = "C"
-	cfg.RuntimeParams["intervalstyle"] = "postgres"
-	cfg.RuntimeParams["extra_float_digits"] = "3"
+	maps.Copy(cfg.RuntimeParams, textSettings) // pgoutput prints with the session's settings
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		var pgErr *pgconn.PgError

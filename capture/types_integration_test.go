@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,4 +217,22 @@ func rawAfter(t *testing.T, f *fixture, value []byte) map[string]any {
 		t.Fatal(err)
 	}
 	return native.(map[string]any)["after"].(map[string]any)[schema.Namespace+".Value"].(map[string]any)
+}
+
+// TestCaptureTextSettingsWinOverSessionDefaults: a DSN (or a role, or the
+// database) may set DateStyle, IntervalStyle and friends; capture pins its own
+// on its connections so that values still decode.
+func TestCaptureTextSettingsWinOverSessionDefaults(t *testing.T) {
+	f := newFixture(t)
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, day date, span interval, at timestamptz, blob bytea)", f.name))
+	f.dsn += "&options=" + strings.ReplaceAll(url.QueryEscape("-c intervalstyle=iso_8601 -c datestyle=German,DMY -c timezone=Asia/Tokyo -c bytea_output=escape"), "+", "%20")
+	f.start(capture.Config{})
+	f.exec(fmt.Sprintf("INSERT INTO %s VALUES (1, '2026-11-21', '1 day 02:00:00', '2026-11-21 10:30:00+00', '\\x00ff')", f.name))
+	recs := f.consume(serde.Topic(f.prefix, "public", f.name), 1)
+	want := change.Row{"id": int32(1), "day": time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC),
+		"span": change.MicroDuration(26 * time.Hour / time.Microsecond),
+		"at":   time.Date(2026, 11, 21, 10, 30, 0, 0, time.UTC), "blob": []byte{0, 0xff}}
+	if got := recs[0].event.After; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after = %v, want %v", got, want)
+	}
 }
