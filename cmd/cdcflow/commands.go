@@ -35,9 +35,10 @@ type captureFlags struct {
 	KafkaBrokers   []string `help:"Kafka bootstrap servers; empty runs an in-process Kafka (kfake) that lives as long as the command." env:"CDCFLOW_KAFKA_BROKERS"`
 	RegistryURL    string   `name:"registry-url" help:"Confluent-compatible schema registry URL; empty runs an in-process registry." env:"CDCFLOW_REGISTRY_URL"`
 
-	SnapshotMode    string        `help:"When to read the rows the tables already hold: initial, initial_only, no_data or when_needed." default:"initial" env:"CDCFLOW_SNAPSHOT_MODE"`
-	CheckpointTopic string        `help:"Compacted topic capture commits its position to, in the same Kafka transactions as the changes." default:"cdcflow.checkpoints" env:"CDCFLOW_CHECKPOINT_TOPIC"`
-	StatusInterval  time.Duration `help:"How often capture confirms its committed position to PostgreSQL." default:"10s" env:"CDCFLOW_STATUS_INTERVAL"`
+	SnapshotMode        string        `help:"When to read the rows the tables already hold: initial, initial_only, no_data or when_needed." default:"initial" env:"CDCFLOW_SNAPSHOT_MODE"`
+	DecimalHandlingMode string        `help:"How numeric and money columns travel, as Debezium's decimal.handling.mode: precise (Avro decimal), double or string." default:"precise" env:"CDCFLOW_DECIMAL_HANDLING_MODE"`
+	CheckpointTopic     string        `help:"Compacted topic capture commits its position to, in the same Kafka transactions as the changes." default:"cdcflow.checkpoints" env:"CDCFLOW_CHECKPOINT_TOPIC"`
+	StatusInterval      time.Duration `help:"How often capture confirms its committed position to PostgreSQL." default:"10s" env:"CDCFLOW_STATUS_INTERVAL"`
 }
 
 type captureCmd struct {
@@ -94,6 +95,10 @@ func (f *captureFlags) services(log *slog.Logger) (*services, error) {
 // start builds the services (embedded where none are configured) and a
 // Capture publishing to them. cleanup releases both.
 func (f *captureFlags) start(log *slog.Logger) (svc *services, c *capture.Capture, cleanup func(), err error) {
+	decimals, err := serde.ParseDecimalMode(f.DecimalHandlingMode)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w; set --decimal-handling-mode (CDCFLOW_DECIMAL_HANDLING_MODE)", err)
+	}
 	svc, err = f.services(log)
 	if err != nil {
 		return nil, nil, nil, err
@@ -104,7 +109,7 @@ func (f *captureFlags) start(log *slog.Logger) (svc *services, c *capture.Captur
 		Publication: f.Publication, CheckpointTopic: f.CheckpointTopic, StatusInterval: f.StatusInterval,
 		Snapshot: capture.SnapshotMode(f.SnapshotMode),
 		Logger:   log.With("component", "capture"),
-	}, serde.NewEncoder(svc.registry, f.TopicPrefix))
+	}, serde.NewEncoder(svc.registry, f.TopicPrefix, serde.DecimalHandling(decimals)))
 	if err != nil {
 		svc.close()
 		return nil, nil, nil, err
