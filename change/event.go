@@ -21,7 +21,7 @@ import (
 //	timetz                         string, ISO-8601 in UTC ("08:15:30.5Z")
 //	timestamp, timestamptz         time.Time (UTC; a timestamp's wall clock read as UTC)
 //	interval                       MicroDuration
-//	uuid, json, jsonb, xml         string
+//	uuid, json, jsonb, xml, ltree  string
 //	inet, cidr, macaddr, macaddr8  string
 //	enum types                     string (the label)
 //	hstore                         string, a JSON object

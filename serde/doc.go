@@ -37,6 +37,8 @@
 //	uuid                        string                        io.debezium.data.Uuid
 //	json, jsonb                 string                        io.debezium.data.Json
 //	hstore                      string, a JSON object         io.debezium.data.Json
+//	xml                         string                        io.debezium.data.Xml
+//	ltree                       string                        io.debezium.data.Ltree
 //	enum types                  string                        io.debezium.data.Enum, allowed = the labels, comma-separated
 //	inet, cidr, macaddr(8)      string
 //	T[] (one dimension)         array, items ["null", T]

@@ -41,6 +41,8 @@ const (
 	kindMicroDuration   // long, io.debezium.time.MicroDuration: µs
 	kindUUID            // string, io.debezium.data.Uuid
 	kindJSON            // string, io.debezium.data.Json
+	kindXML             // string, io.debezium.data.Xml
+	kindLtree           // string, io.debezium.data.Ltree
 	kindEnum            // string, io.debezium.data.Enum with the allowed labels
 	kindArray           // array of ["null", element]
 )
@@ -59,6 +61,8 @@ const (
 	connectMicroDuration  = "io.debezium.time.MicroDuration"
 	connectUUID           = "io.debezium.data.Uuid"
 	connectJSON           = "io.debezium.data.Json"
+	connectXML            = "io.debezium.data.Xml"
+	connectLtree          = "io.debezium.data.Ltree"
 	connectEnum           = "io.debezium.data.Enum"
 )
 
@@ -160,6 +164,10 @@ func columnTypeOf(c change.Column, decimals DecimalMode) columnType {
 		return columnType{kind: kindUUID}
 	case "json", "jsonb", "hstore":
 		return columnType{kind: kindJSON}
+	case "xml":
+		return columnType{kind: kindXML}
+	case "ltree":
+		return columnType{kind: kindLtree}
 	default:
 		return columnType{kind: kindString}
 	}
@@ -264,6 +272,10 @@ func (t columnType) schema(defined map[string]bool) any {
 		return semantic("string", connectUUID)
 	case kindJSON:
 		return semantic("string", connectJSON)
+	case kindXML:
+		return semantic("string", connectXML)
+	case kindLtree:
+		return semantic("string", connectLtree)
 	case kindEnum:
 		s := semantic("string", connectEnum)
 		s["connect.parameters"] = map[string]string{"allowed": t.allowed}
@@ -412,7 +424,7 @@ func (t columnType) toAvro(v any) (any, error) {
 			}
 			return x.UTC().Format(zonedTimestampLayouts[w]), nil
 		}
-	case kindString, kindUUID, kindJSON, kindEnum, kindZonedTime:
+	case kindString, kindUUID, kindJSON, kindXML, kindLtree, kindEnum, kindZonedTime:
 		if x, ok := v.(string); ok {
 			return x, nil
 		}

@@ -168,6 +168,10 @@ func columnTypeFromSchema(t any, named map[string]map[string]any) (columnType, e
 			return columnType{kind: kindUUID}, nil
 		case connectJSON:
 			return columnType{kind: kindJSON}, nil
+		case connectXML:
+			return columnType{kind: kindXML}, nil
+		case connectLtree:
+			return columnType{kind: kindLtree}, nil
 		case connectEnum:
 			params, _ := x["connect.parameters"].(map[string]any)
 			allowed, _ := params["allowed"].(string)

@@ -14,7 +14,7 @@ import (
 // holds back variable-length values; other types cannot be represented.
 func (t columnType) unavailable() (any, error) {
 	switch t.kind {
-	case kindString, kindJSON, kindUUID:
+	case kindString, kindJSON, kindUUID, kindXML, kindLtree:
 		return change.UnavailablePlaceholder, nil
 	case kindBytes:
 		return []byte(change.UnavailablePlaceholder), nil
@@ -35,7 +35,7 @@ func (t columnType) unavailable() (any, error) {
 func (t columnType) arrayPlaceholder() []any {
 	var out []any
 	switch t.elem.kind {
-	case kindString, kindJSON, kindUUID, kindEnum:
+	case kindString, kindJSON, kindUUID, kindXML, kindLtree, kindEnum:
 		out = append(out, change.UnavailablePlaceholder)
 	case kindInt, kindDate:
 		for _, b := range []byte(change.UnavailablePlaceholder) {
@@ -53,7 +53,11 @@ func (t columnType) arrayPlaceholder() []any {
 func (t columnType) isUnavailable(v any) bool {
 	switch x := v.(type) {
 	case string:
-		return x == change.UnavailablePlaceholder && (t.kind == kindString || t.kind == kindJSON || t.kind == kindUUID)
+		switch t.kind {
+		case kindString, kindJSON, kindUUID, kindXML, kindLtree:
+			return x == change.UnavailablePlaceholder
+		}
+		return false
 	case []byte:
 		return t.kind == kindBytes && string(x) == change.UnavailablePlaceholder
 	case []any:

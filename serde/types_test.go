@@ -69,6 +69,8 @@ func typesTable() *change.Table {
 		c("mac", "macaddr", 829, -1),
 		c("mac8", "macaddr8", 774, -1),
 		c("spot", "point", 600, -1),
+		c("page", "xml", 142, -1),
+		c("path", "ltree", 16600, -1),
 		{Name: "i2s", Type: "_int2", OID: 1005, TypeMod: -1, Elem: elem("int2", 21), Nullable: true},
 		{Name: "i4s", Type: "_int4", OID: 1007, TypeMod: -1, Elem: elem("int4", 23)}, // NOT NULL
 		{Name: "i8s", Type: "_int8", OID: 1016, TypeMod: -1, Elem: elem("int8", 20), Nullable: true},
@@ -120,7 +122,7 @@ func typesRow() change.Row {
 		"tags":    `{"colour":"red","size":null}`,
 		"feeling": "happy",
 		"addr":    "192.168.0.1/24", "net": "10.0.0.0/8", "mac": "08:00:2b:01:02:03", "mac8": "08:00:2b:01:02:03:04:05",
-		"spot":     "(1.5,-2)",
+		"spot": "(1.5,-2)", "page": "<a>1</a>", "path": "Top.Science.Astronomy",
 		"i2s":      []any{int32(1), nil, int32(-3)},
 		"i4s":      []any{},
 		"i8s":      []any{int64(1) << 40},
@@ -534,7 +536,7 @@ func TestUnavailableArrays(t *testing.T) {
 	}
 	ev := typesEvent()
 	ev.After = copyRow(typesRow())
-	for _, col := range []string{"texts", "i4s", "i8s", "days", "docs", "feelings", "body"} {
+	for _, col := range []string{"texts", "i4s", "i8s", "days", "docs", "feelings", "body", "page"} {
 		ev.After[col] = change.Unavailable{}
 	}
 	body, err := ts.EncodeEnvelope(ev)
@@ -545,7 +547,7 @@ func TestUnavailableArrays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, col := range []string{"texts", "i4s", "i8s", "days", "docs", "feelings", "body"} {
+	for _, col := range []string{"texts", "i4s", "i8s", "days", "docs", "feelings", "body", "page"} {
 		if got.After[col] != (change.Unavailable{}) {
 			t.Errorf("%s decodes to %#v", col, got.After[col])
 		}
