@@ -1,8 +1,10 @@
 package change
 
 import (
+	"math"
 	"sort"
 	"testing"
+	"time"
 )
 
 func TestLSNRoundTrip(t *testing.T) {
@@ -73,5 +75,22 @@ func TestSequenceRoundTrip(t *testing.T) {
 	c, l, err := ParseSequence(s)
 	if err != nil || c != 0x16B374D848 || l != 0x16B374D000 {
 		t.Fatalf("ParseSequence = %v %v %v", c, l, err)
+	}
+}
+
+func TestMicroDurationDuration(t *testing.T) {
+	for _, tc := range []struct {
+		in   MicroDuration
+		want time.Duration
+	}{
+		{0, 0},
+		{1_500_000, 1500 * time.Millisecond},
+		{-1, -time.Microsecond},
+		{math.MaxInt64, math.MaxInt64}, // beyond ±292 years: clamped
+		{math.MinInt64, math.MinInt64},
+	} {
+		if got := tc.in.Duration(); got != tc.want {
+			t.Errorf("MicroDuration(%d).Duration() = %v, want %v", int64(tc.in), got, tc.want)
+		}
 	}
 }
