@@ -61,7 +61,7 @@ func TestCaptureEveryType(t *testing.T) {
 		'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2]}', '{"b": null}', %s 'happy',
 		'192.168.0.1/24', '10.0.0.0/8', '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:05', '(1.5,-2)', '<a>1</a>',
 		'{1,NULL,-3}', '{}', '{"a,b",NULL,"NULL","with \"quotes\"","back\\slash"}', '{1.5,NULL,-0.01}',
-		'{0.5,-12345678901234567890.1,NaN}', '{t,f,NULL}', '{2026-01-01,NULL}', '{"2026-11-21 10:30:00.5+00"}',
+		'{0.5,-12345678901234567890.1,NULL}', '{t,f,NULL}', '{2026-01-01,NULL}', '{"2026-11-21 10:30:00.5+00"}',
 		'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}', '{sad,NULL,ok}')`,
 		f.name, map[bool]string{true: `'colour=>red, size=>NULL',`, false: ""}[hstore != ""])
 	f.exec(insert, 3) // before capture starts: read by the initial snapshot
@@ -98,11 +98,10 @@ func TestCaptureEveryType(t *testing.T) {
 		"feeling": "happy",
 		"addr":    "192.168.0.1/24", "net": "10.0.0.0/8", "mac": "08:00:2b:01:02:03", "mac8": "08:00:2b:01:02:03:04:05",
 		"spot": "(1.5,-2)", "page": "<a>1</a>",
-		"i4s":    []any{int32(1), nil, int32(-3)},
-		"i8s":    []any{},
-		"texts":  []any{"a,b", nil, "NULL", `with "quotes"`, `back\slash`},
-		"prices": []any{rat("1.50"), nil, rat("-0.01")},
-		// NaN has no precise decimal form: null, as Debezium writes it.
+		"i4s":      []any{int32(1), nil, int32(-3)},
+		"i8s":      []any{},
+		"texts":    []any{"a,b", nil, "NULL", `with "quotes"`, `back\slash`},
+		"prices":   []any{rat("1.50"), nil, rat("-0.01")},
 		"ratios":   []any{rat("0.5"), rat("-12345678901234567890.1"), nil},
 		"bools":    []any{true, false, nil},
 		"days":     []any{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), nil},

@@ -34,8 +34,8 @@ import (
 // decimal.handling.mode. With precise (the default) a consumer gets *big.Rat,
 // with double a float64 and with string the decimal text ("-12.50"). A numeric
 // NaN or ±Infinity is a float64 (math.NaN(), math.Inf) in capture's rows; it
-// has no precise form, so with precise it travels as null, as Debezium writes
-// it.
+// has no precise form, so with precise the change cannot be encoded (capture
+// sends it to its dead-letter topic; Debezium stops).
 //
 // A NULL column is present with a nil value. A column whose value the source
 // did not send (an unchanged TOASTed value under REPLICA IDENTITY DEFAULT)

@@ -49,10 +49,12 @@
 // it.
 //
 // With [DecimalHandling] set to [DecimalDouble], numeric and money columns are
-// Avro double; with [DecimalString], Avro string holding the plain decimal
-// ("-1234.50"; numeric NaN and ±Infinity as "NaN", "Infinity", "-Infinity").
+// Avro double; with [DecimalString], Avro string as Debezium prints them
+// ("-1234.50", but "1E-7" below 10^-6 as Java's BigDecimal.toString writes
+// it; NaN and ±Infinity as "NAN", "POSITIVE_INFINITY", "NEGATIVE_INFINITY").
 // Under the default [DecimalPrecise] a NaN or infinite numeric has no exact
-// form and travels as null, as in Debezium (an error in a NOT NULL column).
+// form: encoding it fails with a [ValueError] (Debezium stops there; capture
+// sends the change to its dead-letter topic).
 //
 // Where cdcflow differs from Debezium's defaults: geometric types (which
 // Debezium writes as io.debezium.data.geometry structs), bit strings

@@ -84,7 +84,9 @@ type columnType struct {
 	prec int
 	// width is kindZonedTimestamp's number of fractional-second digits, 0
 	// for as many as the value needs.
-	width   int
+	width int
+	// plain is kindDecimalString's money: printed in plain notation always.
+	plain   bool
 	allowed string      // kindEnum: the labels, comma-separated
 	elem    *columnType // kindArray
 }
@@ -139,7 +141,7 @@ func columnTypeOf(c change.Column, decimals DecimalMode) columnType {
 		case DecimalDouble:
 			return columnType{kind: kindDecimalDouble}
 		case DecimalString:
-			return columnType{kind: kindDecimalString, scale: moneyScale}
+			return columnType{kind: kindDecimalString, scale: moneyScale, plain: true}
 		}
 		return columnType{kind: kindDecimal, scale: moneyScale}
 	case "date":
@@ -327,8 +329,8 @@ var zonedTimestampLayouts = [...]string{
 }
 
 // errNoPreciseForm marks a NaN or infinite numeric under
-// decimal.handling.mode=precise, which Debezium writes as null.
-var errNoPreciseForm = errors.New("a numeric NaN or ±Infinity has no precise decimal form")
+// decimal.handling.mode=precise, which Debezium refuses too.
+var errNoPreciseForm = errors.New("a numeric NaN or ±Infinity has no precise decimal form; set decimal handling mode string (or double) to capture it, as Debezium requires")
 
 // toAvro converts a Row value to goavro's native form for t.
 func (t columnType) toAvro(v any) (any, error) {
@@ -405,15 +407,19 @@ func (t columnType) toAvro(v any) (any, error) {
 	case kindDecimalString:
 		switch x := v.(type) {
 		case *big.Rat:
-			return decimalText(x, t.scale), nil
+			if t.plain {
+				return x.FloatString(t.scale), nil
+			}
+			return javaDecimalString(x, t.scale), nil
 		case float64:
+			// Debezium's names of the special values
 			switch {
 			case math.IsNaN(x):
-				return "NaN", nil
+				return "NAN", nil
 			case math.IsInf(x, 1):
-				return "Infinity", nil
+				return "POSITIVE_INFINITY", nil
 			case math.IsInf(x, -1):
-				return "-Infinity", nil
+				return "NEGATIVE_INFINITY", nil
 			}
 		}
 	case kindZonedTimestamp:
@@ -444,9 +450,6 @@ func (t columnType) arrayToAvro(x []any) (any, error) {
 			continue
 		}
 		a, err := t.elem.toAvro(e)
-		if errors.Is(err, errNoPreciseForm) {
-			continue // null, as Debezium writes it
-		}
 		if err != nil {
 			return nil, fmt.Errorf("element %d: %w", i+1, err)
 		}
@@ -462,6 +465,35 @@ func decimalText(x *big.Rat, scale int) string {
 		_, scale = unscale(x)
 	}
 	return x.FloatString(scale)
+}
+
+// javaDecimalString prints x as Java's BigDecimal.toString prints a decimal
+// of that scale (of the smallest scale that holds x when scale is negative),
+// which is how Debezium writes numerics under decimal.handling.mode=string:
+// plain ("-1234.50"), unless the adjusted exponent is below -6 ("1E-7",
+// "1.23E-8", "0E-8").
+func javaDecimalString(x *big.Rat, scale int) string {
+	var unscaled *big.Int
+	if scale < 0 {
+		unscaled, scale = unscale(x)
+	} else {
+		p := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)
+		unscaled = new(big.Int).Quo(new(big.Int).Mul(x.Num(), p), x.Denom())
+	}
+	digits := new(big.Int).Abs(unscaled).String()
+	adjusted := -scale + len(digits) - 1
+	if adjusted >= -6 {
+		return x.FloatString(scale)
+	}
+	s := digits[:1]
+	if len(digits) > 1 {
+		s += "." + digits[1:]
+	}
+	s += "E" + strconv.Itoa(adjusted)
+	if unscaled.Sign() < 0 {
+		s = "-" + s
+	}
+	return s
 }
 
 // fallback is the value Debezium writes for a required column whose value
@@ -485,7 +517,10 @@ func (t columnType) fallback() any {
 	case kindVariableDecimal:
 		return map[string]any{"scale": int32(0), "value": []byte{0}}
 	case kindDecimalString:
-		return decimalText(new(big.Rat), t.scale)
+		if t.plain {
+			return new(big.Rat).FloatString(t.scale)
+		}
+		return javaDecimalString(new(big.Rat), t.scale)
 	case kindZonedTime:
 		return "00:00:00Z"
 	case kindZonedTimestamp:

@@ -10,13 +10,15 @@ const (
 	// DecimalPrecise writes numeric(p,s) and money as Avro bytes with logical
 	// type decimal (org.apache.kafka.connect.data.Decimal) and numeric without
 	// a declared scale as io.debezium.data.VariableScaleDecimal. Exact; the
-	// default, as in Debezium. A numeric NaN or ±Infinity has no precise form
-	// and travels as null.
+	// default, as in Debezium. A numeric NaN or ±Infinity has no precise form:
+	// encoding it fails with a [ValueError], as Debezium fails.
 	DecimalPrecise DecimalMode = iota
 	// DecimalDouble writes them as Avro double: the nearest float64.
 	DecimalDouble
-	// DecimalString writes them as Avro string: the plain decimal text, e.g.
-	// "-1234.50", and "NaN", "Infinity", "-Infinity" for the special values.
+	// DecimalString writes them as Avro string, as Debezium prints them:
+	// numerics as Java's BigDecimal.toString does, "-1234.50" (and "1E-7"
+	// below 10^-6), with the column's scale; money in plain notation; NaN
+	// and ±Infinity as "NAN", "POSITIVE_INFINITY", "NEGATIVE_INFINITY".
 	DecimalString
 )
 

@@ -105,14 +105,6 @@ func (rs *rowSchema) encode(row change.Row) (map[string]any, error) {
 		} else {
 			a, err = f.t.toAvro(v)
 		}
-		if errors.Is(err, errNoPreciseForm) && f.nullable {
-			out[avroName(f.name)] = nil // as Debezium writes it
-			continue
-		}
-		if errors.Is(err, errNoPreciseForm) {
-			return nil, &ValueError{Column: f.name, Err: typed(f.pgType,
-				fmt.Errorf("NOT NULL column holds %v: %w; use decimal handling mode double or string to capture it", v, err))}
-		}
 		if err != nil {
 			return nil, &ValueError{Column: f.name, Err: typed(f.pgType, err)}
 		}
