@@ -17,7 +17,6 @@ import (
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/linkedin/goavro/v2"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestCaptureEveryType captures a row with a column of every type capture
@@ -31,6 +30,7 @@ func TestCaptureEveryType(t *testing.T) {
 	f.exec(fmt.Sprintf("CREATE TYPE %s AS ENUM ('sad', 'ok', 'happy')", mood))
 	f.exec(fmt.Sprintf("CREATE DOMAIN %s AS numeric(10,2)", price))
 	t.Cleanup(func() { // after capture stopped (registered later, runs earlier)
+		dropSlotWhenIdle(f)
 		f.db.Exec(context.Background(), fmt.Sprintf("DROP TABLE IF EXISTS %s; DROP TYPE IF EXISTS %s; DROP DOMAIN IF EXISTS %s", f.name, mood, price))
 	})
 	hstore := "tags hstore,"
@@ -120,7 +120,7 @@ func TestCaptureEveryType(t *testing.T) {
 	}
 
 	topic := serde.Topic(f.prefix, "public", f.name)
-	recs := consumeRaw(f, topic, 3)
+	recs := f.rawRecords(topic, 3)
 	dec := serde.NewDecoder(f.reg)
 	ctx := context.Background()
 	got := map[int64]*change.Event{}
@@ -172,30 +172,6 @@ func TestCaptureEveryType(t *testing.T) {
 	}
 }
 
-// consumeRaw reads n records of topic with read_committed isolation, as they
-// are on the wire.
-func consumeRaw(f *fixture, topic string, n int) []*kgo.Record {
-	f.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			f.t.Fatalf("read %d of %d records from %s before timing out", len(out), n, topic)
-		}
-		fs.EachError(func(t string, p int32, err error) { f.t.Logf("fetch %s/%d: %v", t, p, err) })
-		out = append(out, fs.Records()...)
-	}
-	return out
-}
-
 // rawAfter decodes an envelope with the schema the registry holds for it and
 // returns its after record in goavro's native form.
 func rawAfter(t *testing.T, f *fixture, value []byte) map[string]any {
@@ -229,6 +205,7 @@ func rawAfter(t *testing.T, f *fixture, value []byte) map[string]any {
 func TestCaptureTextSettingsWinOverSessionDefaults(t *testing.T) {
 	f := newFixture(t)
 	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, day date, span interval, at timestamptz, blob bytea)", f.name))
+	t.Cleanup(func() { dropSlotWhenIdle(f) }) // after capture stopped
 	f.dsn += "&options=" + strings.ReplaceAll(url.QueryEscape("-c intervalstyle=iso_8601 -c datestyle=German,DMY -c timezone=Asia/Tokyo -c bytea_output=escape"), "+", "%20")
 	f.start(capture.Config{})
 	f.exec(fmt.Sprintf("INSERT INTO %s VALUES (1, '2026-11-21', '1 day 02:00:00', '2026-11-21 10:30:00+00', '\\x00ff')", f.name))
@@ -239,4 +216,19 @@ func TestCaptureTextSettingsWinOverSessionDefaults(t *testing.T) {
 	if got := recs[0].event.After; !reflect.DeepEqual(got, want) {
 		t.Fatalf("after = %v, want %v", got, want)
 	}
+}
+
+// dropSlotWhenIdle drops the fixture's slot once its walsender let go of it:
+// right after capture stops, PostgreSQL may still show the slot active, and a
+// slot left behind holds WAL and one of max_replication_slots.
+func dropSlotWhenIdle(f *fixture) {
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var active bool
+		err := f.db.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", f.name).Scan(&active)
+		if err != nil || !active {
+			break
+		}
+	}
+	f.db.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", f.name)
 }
