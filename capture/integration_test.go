@@ -51,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	f.prefix = "cap" + f.name
 	t.Cleanup(func() {
 		ctx := context.Background()
-		f.db.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", f.name)
+		dropSlotWhenIdle(f)
 		f.db.Exec(ctx, "DROP PUBLICATION IF EXISTS "+f.name)
 		f.db.Exec(ctx, "DROP TABLE IF EXISTS "+f.name)
 		f.db.Close(ctx)
@@ -659,4 +659,19 @@ func TestPoisonRowsGoToTheDeadLetterTopic(t *testing.T) {
 	if st := c.Stats(); st.DeadLettered != 1 {
 		t.Errorf("stats %+v, want one dead letter", st)
 	}
+}
+
+// dropSlotWhenIdle drops the fixture's slot once its walsender let go of it:
+// right after capture stops, PostgreSQL may still show the slot active, and a
+// slot left behind holds WAL and one of max_replication_slots.
+func dropSlotWhenIdle(f *fixture) {
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var active bool
+		err := f.db.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", f.name).Scan(&active)
+		if err != nil || !active {
+			break
+		}
+	}
+	f.db.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", f.name)
 }

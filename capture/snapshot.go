@@ -381,8 +381,7 @@ func (c *Capture) snapshotConn(ctx context.Context, snapshotName string) (*pgx.C
 	for _, stmt := range []string{
 		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 		"SET TRANSACTION SNAPSHOT '" + strings.ReplaceAll(snapshotName, "'", "''") + "'",
-		"SET LOCAL datestyle = ISO", "SET LOCAL timezone = 'UTC'", "SET LOCAL bytea_output = hex",
-	} {
+	} { // connect pinned how values print, as on the replication connection
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			conn.Close(context.Background())
 			return nil, fmt.Errorf("snapshot connection: %s: %w", stmt, err)
