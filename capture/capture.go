@@ -246,6 +246,14 @@ type txState struct {
 }
 
 func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn) error {
+	// Work on a message, once started, finishes even when ctx ends meanwhile
+	// (a half-done Kafka commit would only be aborted and redone), unless it
+	// hangs for 30s more; the loop then stops at its top.
+	wctx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopWork := context.AfterFunc(ctx, func() { time.AfterFunc(30*time.Second, cancelWork) })
+	defer stopWork()
+
 	var tx *txState
 	var sent change.LSN
 	nextStatus, nextHeartbeat := time.Now(), time.Now()
@@ -253,7 +261,7 @@ func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 		if ctx.Err() != nil {
 			return c.shutdown(repl)
 		}
-		if err := c.pub.maybeCommit(ctx); err != nil {
+		if err := c.pub.maybeCommit(wctx); err != nil {
 			return c.stop(repl, err)
 		}
 		if !time.Now().Before(nextStatus) {
@@ -309,7 +317,7 @@ func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 				if err != nil {
 					return c.stop(repl, fmt.Errorf("parse XLogData: %w", err))
 				}
-				if tx, err = c.handle(ctx, conn, tx, xld); err != nil {
+				if tx, err = c.handle(wctx, conn, tx, xld); err != nil {
 					return c.stop(repl, err)
 				}
 			}
