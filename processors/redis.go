@@ -16,11 +16,12 @@ import (
 // what that version of the row contributed; a change moves every series by
 // the difference between the row's new and stored contributions. A change at
 // or before the stored position is ignored, so redelivery and replay change
-// nothing, and no state outside Redis can drift from it.
+// nothing, and no state outside Redis can drift from it. A bucket that falls
+// to zero is removed.
 //
 // KEYS[1] the rows hash: field = row identity, value = {"p": position, "s": samples}
 // ARGV[1] row identity   ARGV[2] position (change.Position.String)
-// ARGV[3] the new samples, JSON [[series key, bucket, value], ...]
+// ARGV[3] the new samples, JSON [[series key, bucket, value, "h" or "z", ttl seconds], ...]
 // ARGV[4] the notification channel
 var applyScript = redis.NewScript(`
 local stored = redis.call('HGET', KEYS[1], ARGV[1])
@@ -37,10 +38,13 @@ local cells, order = {}, {}
 local function add(s, sign)
   local id = s[1] .. '\0' .. s[2]
   if cells[id] == nil then
-    cells[id] = {s[1], s[2], 0}
+    cells[id] = {s[1], s[2], 0, s[4] or 'h', s[5] or 0}
     table.insert(order, id)
   end
   cells[id][3] = cells[id][3] + sign * s[3]
+  if sign > 0 then
+    cells[id][5] = s[5] or 0
+  end
 end
 for _, s in ipairs(old) do add(s, -1) end
 for _, s in ipairs(new) do add(s, 1) end
@@ -48,8 +52,18 @@ local deltas = {}
 for _, id in ipairs(order) do
   local c = cells[id]
   if c[3] ~= 0 then
-    redis.call('HINCRBY', c[1], c[2], string.format('%d', c[3]))
-    table.insert(deltas, c)
+    local delta = string.format('%d', c[3])
+    if c[4] == 'z' then
+      if tonumber(redis.call('ZINCRBY', c[1], delta, c[2])) == 0 then
+        redis.call('ZREM', c[1], c[2])
+      end
+    elseif redis.call('HINCRBY', c[1], c[2], delta) == 0 then
+      redis.call('HDEL', c[1], c[2])
+    end
+    if c[5] > 0 then
+      redis.call('EXPIRE', c[1], c[5])
+    end
+    table.insert(deltas, {c[1], c[2], c[3]})
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({p = ARGV[2], s = new}))
@@ -90,9 +104,13 @@ func (m *RedisMetrics) Channel(topology string) string {
 // changes nothing, when Redis already reflects pos or a later change of the
 // row.
 func (m *RedisMetrics) Apply(ctx context.Context, topology, row string, pos change.Position, samples []topologies.Sample) (bool, error) {
-	cells := make([][3]any, 0, len(samples))
+	cells := make([][5]any, 0, len(samples))
 	for _, s := range samples {
-		cells = append(cells, [3]any{m.SeriesKey(topology, s.Series), s.Bucket, s.Value})
+		kind := "h"
+		if s.Ranked {
+			kind = "z"
+		}
+		cells = append(cells, [5]any{m.SeriesKey(topology, s.Series), s.Bucket, s.Value, kind, int64(s.TTL.Seconds())})
 	}
 	encoded, err := json.Marshal(cells)
 	if err != nil {
@@ -104,6 +122,15 @@ func (m *RedisMetrics) Apply(ctx context.Context, topology, row string, pos chan
 		return false, fmt.Errorf("apply metrics of %s at %s in Redis: %w", row, pos, err)
 	}
 	return n == 1, nil
+}
+
+// Ranking reads a ranked series, highest value first.
+func (m *RedisMetrics) Ranking(ctx context.Context, topology, series string) ([]redis.Z, error) {
+	z, err := m.client.ZRevRangeWithScores(ctx, m.SeriesKey(topology, series), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read ranking %s: %w", series, err)
+	}
+	return z, nil
 }
 
 // Series reads a whole series: bucket → value.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/cdcflow/cdcflow/change"
 )
@@ -38,6 +39,13 @@ type Sample struct {
 	Series string
 	Bucket string
 	Value  int64
+	// Ranked keeps the series as a ranking (a Redis sorted set, buckets
+	// ordered by value: top customers by revenue) instead of a hash.
+	Ranked bool
+	// TTL, when set, expires the series that long after its last change:
+	// for rolling windows, with one series per period (say, per hour of a
+	// per-minute series).
+	TTL time.Duration
 }
 
 // Node is one step of a topology. The node constructors of this package

@@ -39,7 +39,7 @@ func TestMetricsMeasureTypedRows(t *testing.T) {
 	}{
 		{"a row", change.Row{"id": int64(1), "customer_id": int32(4), "amount": big.NewRat(1999, 100),
 			"note": nil, "created_at": time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC), "ignored": "x"},
-			[]topologies.Sample{{"orders", "2026-11-21", 1}, {"cents", "2026-11-21", 1999}}},
+			[]topologies.Sample{{Series: "orders", Bucket: "2026-11-21", Value: 1}, {Series: "cents", Bucket: "2026-11-21", Value: 1999}}},
 		{"a deleted row", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ package orders
 
 import (
 	"math/big"
+	"strconv"
 	"time"
 
 	"github.com/cdcflow/cdcflow/topologies"
@@ -31,29 +32,56 @@ type Order struct {
 	CreatedAt  time.Time
 }
 
-// The series the metrics topology keeps, bucketed by UTC day (2006-01-02).
+// The series the metrics topology keeps.
 const (
+	// OrdersPerDay and RevenuePerDay are bucketed by the UTC day an order
+	// was created (2006-01-02).
 	OrdersPerDay  = "orders_per_day"
 	RevenuePerDay = "revenue_cents_per_day"
+	// OrdersPerStatus counts orders by status; an order moves bucket when its
+	// status changes.
+	OrdersPerStatus = "orders_per_status"
+	// TopCustomers ranks customers (by id) by the revenue of their orders,
+	// in cents.
+	TopCustomers = "top_customers_by_revenue"
+	// RevenuePerMinute is one series per UTC hour of creation
+	// (revenue_cents_per_minute:2006-01-02T15), bucketed by minute ("04"),
+	// each kept for MinuteSeriesTTL after its last change: a dashboard reads
+	// the last hours' series.
+	RevenuePerMinute = "revenue_cents_per_minute"
 )
+
+// MinuteSeriesTTL is how long a per-minute series lives after its last
+// change.
+const MinuteSeriesTTL = 6 * time.Hour
 
 // MetricsTopology is the name of the topology [Metrics] returns.
 const MetricsTopology = "order-metrics"
 
 // Metrics declares the order metrics topology over the table schema.orders
 // captured under topic prefix prefix: each order counts once, and its amount
-// in cents, towards the day it was created.
+// in cents, towards the day and the minute it was created, its status, and
+// its customer's rank.
 func Metrics(prefix, schema string) *topologies.Topology {
 	return topologies.New(MetricsTopology,
 		topologies.Metrics(topologies.TableOf[Order](prefix, schema, "orders"), measure))
 }
 
 func measure(o Order) []topologies.Sample {
-	day := o.CreatedAt.UTC().Format(time.DateOnly)
+	created := o.CreatedAt.UTC()
+	day, cents := created.Format(time.DateOnly), Cents(o.Amount)
 	return []topologies.Sample{
 		{Series: OrdersPerDay, Bucket: day, Value: 1},
-		{Series: RevenuePerDay, Bucket: day, Value: Cents(o.Amount)},
+		{Series: RevenuePerDay, Bucket: day, Value: cents},
+		{Series: OrdersPerStatus, Bucket: o.Status, Value: 1},
+		{Series: TopCustomers, Bucket: strconv.FormatInt(o.CustomerID, 10), Value: cents, Ranked: true},
+		{Series: MinuteSeries(created), Bucket: created.Format("04"), Value: cents, TTL: MinuteSeriesTTL},
 	}
+}
+
+// MinuteSeries names the per-minute revenue series of t's hour.
+func MinuteSeries(t time.Time) string {
+	return RevenuePerMinute + ":" + t.UTC().Format("2006-01-02T15")
 }
 
 // Cents converts an amount to whole cents, rounding half away from zero.

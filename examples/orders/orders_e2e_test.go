@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,43 +101,16 @@ func TestOrderMetricsEndToEnd(t *testing.T) {
 	exec("INSERT INTO "+table+" (id, customer_id, amount, created_at) VALUES (4, 3, 0.99, $1)", day2)
 
 	// What SQL says the metrics are.
-	want := map[string]map[string]int64{orders.OrdersPerDay: {}, orders.RevenuePerDay: {}}
-	rows, err := db.Query(ctx, `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*), sum(amount * 100)::bigint
-		FROM `+table+` GROUP BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var day string
-		var n, cents int64
-		if err := rows.Scan(&day, &n, &cents); err != nil {
-			t.Fatal(err)
-		}
-		want[orders.OrdersPerDay][day] = n
-		want[orders.RevenuePerDay][day] = cents
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(want, map[string]map[string]int64{
-		orders.OrdersPerDay:  {"2026-11-20": 2, "2026-11-21": 1},
-		orders.RevenuePerDay: {"2026-11-20": 2025, "2026-11-21": 99},
-	}) {
+	want := sqlMetrics(t, ctx, db, table)
+	if !reflect.DeepEqual(want[orders.OrdersPerDay], map[string]int64{"2026-11-20": 2, "2026-11-21": 1}) ||
+		!reflect.DeepEqual(want[orders.RevenuePerDay], map[string]int64{"2026-11-20": 2025, "2026-11-21": 99}) ||
+		!reflect.DeepEqual(want[orders.OrdersPerStatus], map[string]int64{"new": 2, "paid": 1}) ||
+		!reflect.DeepEqual(want[orders.TopCustomers], map[string]int64{"1": 2025, "3": 99}) {
 		t.Fatalf("the workload left unexpected rows: %v", want)
 	}
 
 	metrics := proc.Metrics()
-	read := func() map[string]map[string]int64 {
-		got := map[string]map[string]int64{}
-		for _, s := range []string{orders.OrdersPerDay, orders.RevenuePerDay} {
-			m, err := metrics.Series(ctx, orders.MetricsTopology, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got[s] = m
-		}
-		return got
-	}
+	read := func() map[string]map[string]int64 { return redisMetrics(t, ctx, rdb, metrics) }
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(90 * time.Second)
@@ -155,6 +129,15 @@ func TestOrderMetricsEndToEnd(t *testing.T) {
 		}
 	}
 	waitFor("metrics to equal SQL", func() bool { return reflect.DeepEqual(read(), want) })
+	for series := range want {
+		if !strings.HasPrefix(series, orders.RevenuePerMinute+":") {
+			continue
+		}
+		ttl, err := rdb.TTL(ctx, metrics.SeriesKey(orders.MetricsTopology, series)).Result()
+		if err != nil || ttl <= 0 || ttl > orders.MinuteSeriesTTL {
+			t.Errorf("series %s expires in %v (%v), want within %v", series, ttl, err, orders.MinuteSeriesTTL)
+		}
+	}
 	if st := proc.Stats(); st.Duplicates != 0 {
 		t.Fatalf("stats %+v: duplicates before any redelivery", st)
 	}
@@ -280,4 +263,80 @@ func TestRedisApplyIsIdempotent(t *testing.T) {
 	if !reflect.DeepEqual(counts, map[string]int64{"2026-11-21": 1}) || !reflect.DeepEqual(revenue, map[string]int64{"2026-11-21": 1500}) {
 		t.Fatalf("counts %v revenue %v", counts, revenue)
 	}
+}
+
+// sqlMetrics computes every series of the order-metrics topology from the
+// table with SQL.
+func sqlMetrics(t *testing.T, ctx context.Context, db *pgx.Conn, table string) map[string]map[string]int64 {
+	t.Helper()
+	out := map[string]map[string]int64{}
+	queries := []struct {
+		series func(key string) string
+		sql    string
+	}{
+		{func(string) string { return orders.OrdersPerDay }, `SELECT '', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*) FROM %s GROUP BY 2`},
+		{func(string) string { return orders.RevenuePerDay }, `SELECT '', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), sum(amount * 100)::bigint FROM %s GROUP BY 2`},
+		{func(string) string { return orders.OrdersPerStatus }, `SELECT '', status, count(*) FROM %s GROUP BY 2`},
+		{func(string) string { return orders.TopCustomers }, `SELECT '', customer_id::text, sum(amount * 100)::bigint FROM %s GROUP BY 2`},
+		{func(hour string) string { return orders.RevenuePerMinute + ":" + hour },
+			`SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24'), to_char(created_at AT TIME ZONE 'UTC', 'MI'), sum(amount * 100)::bigint FROM %s GROUP BY 1, 2`},
+	}
+	for _, q := range queries {
+		rows, err := db.Query(ctx, fmt.Sprintf(q.sql, table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var key, bucket string
+			var v int64
+			if err := rows.Scan(&key, &bucket, &v); err != nil {
+				t.Fatal(err)
+			}
+			series := q.series(key)
+			if out[series] == nil {
+				out[series] = map[string]int64{}
+			}
+			if v != 0 {
+				out[series][bucket] = v
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// redisMetrics reads every series of the order-metrics topology from Redis.
+func redisMetrics(t *testing.T, ctx context.Context, rdb *redis.Client, m *processors.RedisMetrics) map[string]map[string]int64 {
+	t.Helper()
+	out := map[string]map[string]int64{}
+	minuteKeys, err := rdb.Keys(ctx, m.SeriesKey(orders.MetricsTopology, orders.RevenuePerMinute)+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := []string{orders.OrdersPerDay, orders.RevenuePerDay, orders.OrdersPerStatus}
+	for _, k := range minuteKeys {
+		series = append(series, strings.TrimPrefix(k, m.SeriesKey(orders.MetricsTopology, "")))
+	}
+	for _, s := range series {
+		v, err := m.Series(ctx, orders.MetricsTopology, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v) > 0 {
+			out[s] = v
+		}
+	}
+	ranking, err := m.Ranking(ctx, orders.MetricsTopology, orders.TopCustomers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, z := range ranking {
+		if out[orders.TopCustomers] == nil {
+			out[orders.TopCustomers] = map[string]int64{}
+		}
+		out[orders.TopCustomers][z.Member.(string)] = int64(z.Score)
+	}
+	return out
 }

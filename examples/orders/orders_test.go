@@ -41,7 +41,13 @@ func TestMetricsTopology(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []topologies.Sample{{Series: orders.OrdersPerDay, Bucket: "2026-11-22", Value: 1}, {Series: orders.RevenuePerDay, Bucket: "2026-11-22", Value: 1999}}
+	want := []topologies.Sample{
+		{Series: orders.OrdersPerDay, Bucket: "2026-11-22", Value: 1},
+		{Series: orders.RevenuePerDay, Bucket: "2026-11-22", Value: 1999},
+		{Series: orders.OrdersPerStatus, Bucket: "paid", Value: 1},
+		{Series: orders.TopCustomers, Bucket: "3", Value: 1999, Ranked: true},
+		{Series: "revenue_cents_per_minute:2026-11-22T00", Bucket: "30", Value: 1999, TTL: 6 * time.Hour},
+	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
