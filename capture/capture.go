@@ -52,6 +52,7 @@ type Capture struct {
 	snapshotLSN map[string]change.LSN // per table: changes committed before it are in its snapshot
 
 	skipped, deadLettered atomic.Int64
+	metrics               *metrics
 }
 
 // Stats counts what a Capture did since it was built.
@@ -78,7 +79,7 @@ func New(cfg Config, enc *serde.Encoder) (*Capture, error) {
 	return &Capture{
 		cfg: cfg, enc: enc, log: cfg.Logger, want: map[string]bool{},
 		relations: map[uint32]*relation{}, topics: map[string]bool{}, dec: newDecoder(),
-		streaming: make(chan struct{}),
+		streaming: make(chan struct{}), metrics: newMetrics(cfg.Metrics, cfg.Slot),
 	}, nil
 }
 
@@ -233,6 +234,7 @@ func (c *Capture) openKafka(ctx context.Context) error {
 		c.snapshotLSN = ckpt.Snapshot.Tables
 	}
 	c.pub = newPublisher(kafka, c.cfg.CheckpointTopic, key, c.cfg.TransactionRecords, c.cfg.TransactionTime, ckpt)
+	c.pub.committed = c.metrics.transactions.Inc
 	return nil
 }
 
@@ -268,6 +270,7 @@ func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 			if err := sendStatus(ctx, repl, c.pub.durable); err != nil {
 				return err
 			}
+			c.metrics.confirmedLSN.Set(float64(c.pub.durable))
 			if c.pub.durable != sent {
 				c.log.Debug("confirmed position", "lsn", c.pub.durable.String())
 				sent = c.pub.durable
@@ -309,6 +312,7 @@ func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 				if err != nil {
 					return c.stop(repl, fmt.Errorf("parse keepalive: %w", err))
 				}
+				c.observeServer(change.LSN(ka.ServerWALEnd))
 				if ka.ReplyRequested {
 					nextStatus = time.Time{}
 				}
@@ -317,11 +321,25 @@ func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 				if err != nil {
 					return c.stop(repl, fmt.Errorf("parse XLogData: %w", err))
 				}
+				c.observeServer(change.LSN(xld.ServerWALEnd))
 				if tx, err = c.handle(wctx, conn, tx, xld); err != nil {
 					return c.stop(repl, err)
 				}
 			}
 		}
+	}
+}
+
+// observeServer records the server's WAL end and how far capture trails it.
+func (c *Capture) observeServer(end change.LSN) {
+	if end == 0 {
+		return
+	}
+	c.metrics.serverLSN.Set(float64(end))
+	if end > c.pub.durable {
+		c.metrics.lagBytes.Set(float64(end - c.pub.durable))
+	} else {
+		c.metrics.lagBytes.Set(0)
 	}
 }
 
@@ -391,6 +409,7 @@ func (c *Capture) handle(ctx context.Context, conn *pgx.Conn, tx *txState, xld p
 			if err := c.transactionRecord(ctx, tx, serde.TransactionEnd); err != nil {
 				return nil, err
 			}
+			c.metrics.commitTime.Set(float64(tx.time.UnixMilli()) / 1000)
 		}
 		return nil, c.pub.sourceCommitted(ctx, change.LSN(m.TransactionEndLSN))
 	case *pglogrepl.LogicalDecodingMessage:
@@ -487,7 +506,7 @@ func (c *Capture) emit(ctx context.Context, tx *txState, t *change.Table, lsn ch
 		Position: change.Position{CommitLSN: tx.commit, Index: tx.index},
 	}
 	if ev.Position.Compare(c.resume) <= 0 {
-		c.skipped.Add(1) // committed to Kafka before a restart
+		c.countSkipped() // committed to Kafka before a restart
 		return nil
 	}
 	if tx.commit < c.snapshotLSN[t.String()] {
@@ -502,6 +521,7 @@ func (c *Capture) emit(ctx context.Context, tx *txState, t *change.Table, lsn ch
 		return fmt.Errorf("encode change at %s to %s: %w", lsn, t, err)
 	}
 	records := []serde.Encoded{rec}
+	c.metrics.events.WithLabelValues(t.String(), op.String()).Inc()
 	if op == change.OpDelete && !c.cfg.NoTombstones {
 		tomb, err := c.enc.Tombstone(ctx, t, ev)
 		if err != nil {
@@ -537,7 +557,7 @@ func (c *Capture) message(ctx context.Context, tx *txState, m *pglogrepl.Logical
 		msg.Source.TsMs = msg.TsMs
 	}
 	if msg.Position.Compare(c.resume) <= 0 {
-		c.skipped.Add(1)
+		c.countSkipped()
 		return nil
 	}
 	rec, err := c.enc.EncodeMessage(ctx, msg)
@@ -545,6 +565,11 @@ func (c *Capture) message(ctx context.Context, tx *txState, m *pglogrepl.Logical
 		return fmt.Errorf("encode logical decoding message at %s: %w", lsn, err)
 	}
 	return c.pub.produce(ctx, msg.Position, []serde.Encoded{rec})
+}
+
+func (c *Capture) countSkipped() {
+	c.skipped.Add(1)
+	c.metrics.skipped.Inc()
 }
 
 // next counts one more event of table in tx ("" for messages); the transaction's first event
@@ -602,7 +627,7 @@ func (c *Capture) deadLetter(ctx context.Context, tx *txState, t *change.Table, 
 	}
 	pos := change.Position{CommitLSN: tx.commit, Index: tx.index}
 	if pos.Compare(c.resume) <= 0 {
-		c.skipped.Add(1)
+		c.countSkipped()
 		return nil
 	}
 	return c.publishDeadLetter(ctx, t, lsn, pos, raw, cause)
@@ -619,6 +644,7 @@ func (c *Capture) publishDeadLetter(ctx context.Context, t *change.Table, lsn ch
 		return err
 	}
 	c.deadLettered.Add(1)
+	c.metrics.deadLetters.WithLabelValues(t.String()).Inc()
 	c.log.Warn("change sent to the dead-letter topic", "table", t.String(), "position", pos.String(), "lsn", lsn.String(),
 		"topic", c.cfg.DeadLetterTopic, "err", cause)
 	return c.pub.produce(ctx, pos, []serde.Encoded{{

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -103,6 +104,9 @@ type Config struct {
 	StatusInterval time.Duration
 	// Logger receives capture's log lines. Default: discard.
 	Logger *slog.Logger
+	// Metrics registers capture's Prometheus metrics (events, dead letters,
+	// lag, transactions, snapshot rows). Default: not registered.
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) setDefaults() {

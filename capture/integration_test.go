@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"math/big"
 	"math/rand/v2"
@@ -623,7 +624,8 @@ func TestLogicalDecodingMessages(t *testing.T) {
 func TestPoisonRowsGoToTheDeadLetterTopic(t *testing.T) {
 	f := newFixture(t)
 	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, amount numeric(10,2))", f.name))
-	c := f.startCapture(capture.Config{})
+	reg := prometheus.NewRegistry()
+	c := f.startCapture(capture.Config{Metrics: reg})
 	f.exec("INSERT INTO " + f.name + " VALUES (1, 'NaN')") // no Avro decimal for NaN
 	f.exec("INSERT INTO " + f.name + " VALUES (2, 2.50)")
 
@@ -659,6 +661,52 @@ func TestPoisonRowsGoToTheDeadLetterTopic(t *testing.T) {
 	if st := c.Stats(); st.DeadLettered != 1 {
 		t.Errorf("stats %+v, want one dead letter", st)
 	}
+	table := "public." + f.name
+	for _, m := range []struct {
+		name   string
+		labels map[string]string
+		want   func(float64) bool
+	}{
+		{"cdcflow_capture_dead_letters_total", map[string]string{"table": table}, func(v float64) bool { return v == 1 }},
+		{"cdcflow_capture_events_total", map[string]string{"table": table, "op": "c"}, func(v float64) bool { return v == 1 }},
+		{"cdcflow_capture_kafka_transactions_total", nil, func(v float64) bool { return v >= 1 }},
+		{"cdcflow_capture_server_wal_lsn", nil, func(v float64) bool { return v > 0 }},
+	} {
+		if v, ok := metricValue(t, reg, m.name, m.labels); !ok || !m.want(v) {
+			t.Errorf("metric %s%v = %v (found %v)", m.name, m.labels, v, ok)
+		}
+	}
+}
+
+// metricValue reads one counter or gauge from a registry.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range families {
+		if fam.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range fam.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue metrics
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue(), true
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
 }
 
 // dropSlotWhenIdle drops the fixture's slot once its walsender let go of it:

@@ -26,13 +26,14 @@ type publisher struct {
 	maxRecords  int
 	maxDuration time.Duration
 
-	open     bool      // a Kafka transaction is open
-	records  int       // change records in the open transaction
-	began    time.Time // when the open transaction began
-	last     change.Position
-	complete change.LSN     // end of the last source transaction all of whose changes were produced
-	durable  change.LSN     // end of the last source transaction all of whose changes are committed
-	snapshot *SnapshotState // written with every checkpoint; capture updates it
+	open      bool      // a Kafka transaction is open
+	records   int       // change records in the open transaction
+	began     time.Time // when the open transaction began
+	last      change.Position
+	complete  change.LSN     // end of the last source transaction all of whose changes were produced
+	durable   change.LSN     // end of the last source transaction all of whose changes are committed
+	snapshot  *SnapshotState // written with every checkpoint; capture updates it
+	committed func()         // called after each committed transaction
 
 	mu  sync.Mutex
 	err error // the first failed record
@@ -130,6 +131,9 @@ func (p *publisher) commit(ctx context.Context) error {
 	}
 	p.open = false
 	p.durable = p.complete
+	if p.committed != nil {
+		p.committed()
+	}
 	return nil
 }
 

@@ -217,6 +217,7 @@ func (c *Capture) snapshot(ctx context.Context, conn *pgx.Conn, name string, at 
 			}
 			held = &heldRow{t: b.t, row: row}
 			done++
+			c.metrics.snapshotRows.WithLabelValues(b.t.name).Inc()
 		}
 		if b.done {
 			b.t.chunks--
@@ -294,6 +295,7 @@ func (c *Capture) snapshotEvent(ctx context.Context, h *heldRow, at change.LSN, 
 	if err != nil {
 		return fmt.Errorf("encode snapshot row of %s: %w", t, err)
 	}
+	c.metrics.events.WithLabelValues(t.String(), change.OpRead.String()).Inc()
 	// Snapshot rows leave the streaming position where it is.
 	return c.pub.produce(ctx, c.pub.last, []serde.Encoded{rec})
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -14,6 +16,9 @@ import (
 	"github.com/cdcflow/cdcflow/processors"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -35,6 +40,7 @@ type captureFlags struct {
 	KafkaBrokers   []string `help:"Kafka bootstrap servers; empty runs an in-process Kafka (kfake) that lives as long as the command." env:"CDCFLOW_KAFKA_BROKERS"`
 	RegistryURL    string   `name:"registry-url" help:"Confluent-compatible schema registry URL; empty runs an in-process registry." env:"CDCFLOW_REGISTRY_URL"`
 
+	MetricsAddr         string        `help:"Serve Prometheus metrics on this address at /metrics (e.g. 127.0.0.1:9464); empty serves none." env:"CDCFLOW_METRICS_ADDR"`
 	SnapshotMode        string        `help:"When to read the rows the tables already hold: initial, initial_only, no_data or when_needed." default:"initial" env:"CDCFLOW_SNAPSHOT_MODE"`
 	DecimalHandlingMode string        `help:"How numeric and money columns travel, as Debezium's decimal.handling.mode: precise (Avro decimal), double or string." default:"precise" env:"CDCFLOW_DECIMAL_HANDLING_MODE"`
 	CheckpointTopic     string        `help:"Compacted topic capture commits its position to, in the same Kafka transactions as the changes." default:"cdcflow.checkpoints" env:"CDCFLOW_CHECKPOINT_TOPIC"`
@@ -57,11 +63,13 @@ type runCmd struct {
 type services struct {
 	brokers  []string
 	registry *sr.Client
+	metrics  *prometheus.Registry
 	close    func()
 }
 
 func (f *captureFlags) services(log *slog.Logger) (*services, error) {
-	s := &services{brokers: f.KafkaBrokers, close: func() {}}
+	s := &services{brokers: f.KafkaBrokers, close: func() {}, metrics: prometheus.NewRegistry()}
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var closers []func()
 	if len(s.brokers) == 0 {
 		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
@@ -107,8 +115,8 @@ func (f *captureFlags) start(log *slog.Logger) (svc *services, c *capture.Captur
 		DSN: f.PgDSN, Tables: f.Tables, ExcludeTables: f.ExcludeTables, ExcludeColumns: f.ExcludeColumns,
 		MaskColumns: f.MaskColumns, MaskSalt: f.MaskSalt, Brokers: svc.brokers, TopicPrefix: f.TopicPrefix, Slot: f.Slot,
 		Publication: f.Publication, CheckpointTopic: f.CheckpointTopic, StatusInterval: f.StatusInterval,
-		Snapshot: capture.SnapshotMode(f.SnapshotMode),
-		Logger:   log.With("component", "capture"),
+		Snapshot: capture.SnapshotMode(f.SnapshotMode), Metrics: svc.metrics,
+		Logger: log.With("component", "capture"),
 	}, serde.NewEncoder(svc.registry, f.TopicPrefix, serde.DecimalHandling(decimals)))
 	if err != nil {
 		svc.close()
@@ -118,12 +126,41 @@ func (f *captureFlags) start(log *slog.Logger) (svc *services, c *capture.Captur
 }
 
 func (c *captureCmd) Run(ctx context.Context, log *slog.Logger) error {
-	_, cp, cleanup, err := c.start(log)
+	svc, cp, cleanup, err := c.start(log)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	return cp.Run(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return cp.Run(gctx) })
+	g.Go(func() error { return serveMetrics(gctx, c.MetricsAddr, svc.metrics, log) })
+	return g.Wait()
+}
+
+// serveMetrics serves the Prometheus metrics on addr until ctx ends; with no
+// address it does nothing.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("serve metrics on %s: %w; choose another --metrics-addr", addr, err)
+	}
+	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metrics: %w", err)
+	}
+	return nil
 }
 
 func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
@@ -150,6 +187,7 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cp.Run(gctx) })
 	g.Go(func() error { return printUpdates(gctx, rdb, channel, log) })
+	g.Go(func() error { return serveMetrics(gctx, r.MetricsAddr, svc.metrics, log) })
 	g.Go(func() error {
 		select { // the processor reads the topics capture creates
 		case <-cp.Streaming():

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +43,7 @@ func TestRunDemo(t *testing.T) {
 		db.Close(bg)
 	})
 
-	cmd := exec.Command(bin, "run", "--demo", "--slot", stem, "--publication", stem, "--redis-prefix", stem)
+	cmd := exec.Command(bin, "run", "--demo", "--slot", stem, "--publication", stem, "--redis-prefix", stem, "--metrics-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "CDCFLOW_PG_DSN="+dsn, "CDCFLOW_REDIS_ADDR="+redisAddr,
 		"CDCFLOW_KAFKA_BROKERS=", "CDCFLOW_REGISTRY_URL=")
 	stderr, err := cmd.StderrPipe()
@@ -120,6 +122,24 @@ func TestRunDemo(t *testing.T) {
 			t.Fatalf("Redis has %v, SQL says %v; output:\n%s", got, want, strings.Join(log, "\n"))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// The metrics endpoint shows what capture published.
+	var metricsURL string
+	for _, l := range log {
+		if _, url, ok := strings.Cut(l, `msg="serving metrics" url=`); ok {
+			metricsURL = strings.Fields(url)[0]
+		}
+	}
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatalf("GET the metrics at %q: %v", metricsURL, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`cdcflow_capture_events_total{op="c",slot="` + stem + `",table="public.orders"} 2`, "cdcflow_capture_lag_bytes", "go_goroutines"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the metrics do not show %s", want)
+		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
