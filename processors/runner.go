@@ -15,6 +15,7 @@ import (
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/lovoo/goka"
+	gokacodec "github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
 	"github.com/redis/go-redis/v9"
 )
@@ -25,6 +26,9 @@ type Config struct {
 	Brokers []string
 	// Decoder decodes the change envelopes (and keys) the topology reads.
 	Decoder *serde.Decoder
+	// Encoder encodes the domain events of Events nodes (and registers their
+	// schemas); required when the topology has any.
+	Encoder *serde.Encoder
 	// Redis receives the metrics.
 	Redis redis.UniversalClient
 	// KeyPrefix prefixes every Redis key. Default "cdcflow".
@@ -121,10 +125,22 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 
 	var edges []goka.Edge
 	codec := serde.EventCodec{Decoder: cfg.Decoder}
+	persisted := false
 	for _, n := range topo.Nodes {
 		switch n := n.(type) {
 		case *topologies.MetricsNode:
 			edges = append(edges, goka.Input(goka.Stream(n.Input()), codec, p.metricsCallback(n)))
+		case *topologies.EventsNode:
+			if cfg.Encoder == nil {
+				return nil, fmt.Errorf("topology %s derives events to %s: set processors.Config.Encoder", topo.Name, n.Output())
+			}
+			edges = append(edges,
+				goka.Input(goka.Stream(n.Input()), codec, p.eventsCallback(n, cfg.Encoder.EventEncoder(n.Output()))),
+				goka.Output(goka.Stream(n.Output()), new(gokacodec.Bytes)))
+			if !persisted {
+				edges = append(edges, goka.Persist(rowStateCodec{}))
+				persisted = true
+			}
 		default:
 			return nil, fmt.Errorf("topology %s: node kind %T is not supported", topo.Name, n)
 		}
@@ -177,6 +193,9 @@ func SaramaConfig() *sarama.Config {
 // Run runs the processor until ctx ends or it fails. It returns nil when ctx
 // ends.
 func (p *Processor) Run(ctx context.Context) error {
+	if err := p.ensureOutputs(); err != nil {
+		return err
+	}
 	p.cfg.Logger.Info("processor running", "topology", p.topo.Name)
 	err := p.goka.Run(ctx)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
@@ -184,6 +203,38 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("topology %s: %w", p.topo.Name, err)
+	}
+	return nil
+}
+
+// ensureOutputs creates the event topics the topology writes, with as many
+// partitions as the topic it derives them from.
+func (p *Processor) ensureOutputs() error {
+	var outputs []*topologies.EventsNode
+	for _, n := range p.topo.Nodes {
+		if e, ok := n.(*topologies.EventsNode); ok {
+			outputs = append(outputs, e)
+		}
+	}
+	if len(outputs) == 0 {
+		return nil
+	}
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Stream.Replication = p.cfg.Replication
+	tmc.Stream.Retention = -time.Millisecond // retention.ms=-1: events are kept for rebuilding projections
+	tm, err := goka.NewTopicManager(p.cfg.Brokers, SaramaConfig(), tmc)
+	if err != nil {
+		return fmt.Errorf("topology %s: connect to Kafka: %w", p.topo.Name, err)
+	}
+	defer tm.Close()
+	for _, n := range outputs {
+		parts, err := tm.Partitions(n.Input())
+		if err != nil {
+			return fmt.Errorf("topology %s: partitions of %s: %w", p.topo.Name, n.Input(), err)
+		}
+		if err := tm.EnsureStreamExists(n.Output(), len(parts)); err != nil {
+			return fmt.Errorf("topology %s: create event topic %s: %w", p.topo.Name, n.Output(), err)
+		}
 	}
 	return nil
 }

@@ -57,11 +57,6 @@ func TestOrderMetricsEndToEnd(t *testing.T) {
 		db.Close(bg)
 	})
 
-	kafka, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kafka.Close()
 	cp, err := capture.New(capture.Config{DSN: dsn, Tables: []string{stem + ".orders"}, Brokers: brokers, TopicPrefix: stem,
 		Slot: stem, Publication: stem, StatusInterval: 200 * time.Millisecond}, serde.NewEncoder(reg, stem))
 	if err != nil {
@@ -148,54 +143,7 @@ func TestOrderMetricsEndToEnd(t *testing.T) {
 	}
 
 	// Deliver every change again: copy the topic's records onto its end.
-	topic := serde.Topic(stem, stem, "orders")
-	adm := kadm.NewClient(kafka)
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	remaining := map[int32]int64{} // partition → end offset not reached yet
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			remaining[o.Partition] = o.Offset
-		}
-	})
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.KeepControlRecords(),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var originals []*kgo.Record
-	for len(remaining) > 0 {
-		fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
-		fs := consumer.PollFetches(fctx)
-		fcancel()
-		if err := fs.Err0(); err != nil {
-			t.Fatalf("read %s: %v", topic, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := remaining[r.Partition]
-			if !ok || r.Offset >= end {
-				return
-			}
-			if r.Offset == end-1 {
-				delete(remaining, r.Partition)
-			}
-			if !r.Attrs.IsControl() {
-				originals = append(originals, r)
-			}
-		})
-	}
-	consumer.Close()
-	var events int64
-	for _, r := range originals {
-		if err := kafka.ProduceSync(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		if r.Value != nil {
-			events++
-		}
-	}
+	events := copyTopic(t, ctx, brokers, serde.Topic(stem, stem, "orders"))
 	if events != 7 { // 3 inserts, 2 updates, 1 delete, 1 insert: each once
 		t.Fatalf("the topic holds %d change events, want exactly 7", events)
 	}
@@ -339,4 +287,64 @@ func redisMetrics(t *testing.T, ctx context.Context, rdb *redis.Client, m *proce
 		out[orders.TopCustomers][z.Member.(string)] = int64(z.Score)
 	}
 	return out
+}
+
+// copyTopic delivers every change of a topic a second time: it copies the
+// committed records onto the topic's end and returns how many change events
+// (not tombstones) it copied.
+func copyTopic(t *testing.T, ctx context.Context, brokers []string, topic string) int64 {
+	t.Helper()
+	kafka, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafka.Close()
+	adm := kadm.NewClient(kafka)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remaining := map[int32]int64{} // partition → end offset not reached yet
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			remaining[o.Partition] = o.Offset
+		}
+	})
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.KeepControlRecords(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var originals []*kgo.Record
+	for len(remaining) > 0 {
+		fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+		fs := consumer.PollFetches(fctx)
+		fcancel()
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			end, ok := remaining[r.Partition]
+			if !ok || r.Offset >= end {
+				return
+			}
+			if r.Offset == end-1 {
+				delete(remaining, r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				originals = append(originals, r)
+			}
+		})
+	}
+	consumer.Close()
+	var events int64
+	for _, r := range originals {
+		if err := kafka.ProduceSync(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if r.Value != nil {
+			events++
+		}
+	}
+	return events
 }

@@ -52,3 +52,43 @@ func TestMetricsTopology(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
+
+// TestEventsTopology unit-tests the event derivation without Kafka.
+func TestEventsTopology(t *testing.T) {
+	topo := orders.Events("shop", "public", "events.Order")
+	if err := topo.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	node := topo.Nodes[0].(*topologies.EventsNode)
+	order := func(status string) orders.Order {
+		return orders.Order{ID: 5, CustomerID: 9, Status: status, Amount: big.NewRat(25, 1)}
+	}
+	for _, tc := range []struct {
+		name          string
+		op            change.Op
+		before, after any
+		want          []string
+	}{
+		{"insert", change.OpCreate, nil, order("new"), []string{"OrderCreated"}},
+		{"snapshot read", change.OpRead, nil, order("paid"), []string{"OrderCreated"}},
+		{"paid", change.OpUpdate, order("new"), order("paid"), []string{"OrderPaid"}},
+		{"shipped", change.OpUpdate, order("paid"), order("shipped"), []string{"OrderShipped"}},
+		{"cancelled", change.OpUpdate, order("new"), order("cancelled"), []string{"OrderCancelled"}},
+		{"amount only", change.OpUpdate, order("new"), order("new"), nil},
+		{"no earlier version", change.OpUpdate, nil, order("paid"), nil},
+		{"delete", change.OpDelete, order("paid"), nil, []string{"OrderDeleted"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, e := range node.Derive(tc.op, tc.before, tc.after, change.Position{CommitLSN: 1}, change.Source{}) {
+				if e.AggregateID != "5" {
+					t.Errorf("%s for aggregate %s", e.Type, e.AggregateID)
+				}
+				got = append(got, e.Type)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("events %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

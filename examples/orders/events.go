@@ -1,0 +1,97 @@
+package orders
+
+import (
+	"math/big"
+	"strconv"
+	"time"
+
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/topologies"
+)
+
+// The order lifecycle's domain events, derived from the orders table.
+type (
+	// OrderCreated: a new order (an insert, or an order a snapshot read).
+	OrderCreated struct {
+		OrderID    int64
+		CustomerID int64
+		Status     string
+		Amount     *big.Rat
+		CreatedAt  time.Time
+	}
+	// OrderPaid: the status became paid.
+	OrderPaid struct {
+		OrderID    int64
+		CustomerID int64
+		Amount     *big.Rat
+	}
+	// OrderShipped: the status became shipped.
+	OrderShipped struct {
+		OrderID    int64
+		CustomerID int64
+	}
+	// OrderCancelled: the status became cancelled.
+	OrderCancelled struct {
+		OrderID    int64
+		CustomerID int64
+		Amount     *big.Rat
+	}
+	// OrderDeleted: the row was deleted.
+	OrderDeleted struct {
+		OrderID int64
+	}
+)
+
+// EventsTopology is the name of the topology [Events] returns.
+const EventsTopology = "order-events"
+
+// Events declares the topology that derives the order events from the
+// table schema.orders captured under topic prefix prefix, and emits them to
+// output (conventionally "events.Order"), keyed by order id.
+func Events(prefix, schema, output string) *topologies.Topology {
+	return topologies.New(EventsTopology,
+		topologies.Events(topologies.TableOf[Order](prefix, schema, "orders"), output, deriveEvents))
+}
+
+func deriveEvents(c topologies.Change[Order]) []topologies.Event {
+	event := func(o *Order, data any) []topologies.Event {
+		return []topologies.Event{{Type: typeName(data), AggregateID: strconv.FormatInt(o.ID, 10), Data: data}}
+	}
+	switch c.Op {
+	case change.OpCreate, change.OpRead:
+		o := c.After
+		return event(o, OrderCreated{OrderID: o.ID, CustomerID: o.CustomerID, Status: o.Status, Amount: o.Amount, CreatedAt: o.CreatedAt})
+	case change.OpDelete:
+		return event(c.Before, OrderDeleted{OrderID: c.Before.ID})
+	case change.OpUpdate:
+		o := c.After
+		if c.Before == nil || c.Before.Status == o.Status {
+			return nil // not a status transition (or no earlier version known)
+		}
+		switch o.Status {
+		case "paid":
+			return event(o, OrderPaid{OrderID: o.ID, CustomerID: o.CustomerID, Amount: o.Amount})
+		case "shipped":
+			return event(o, OrderShipped{OrderID: o.ID, CustomerID: o.CustomerID})
+		case "cancelled":
+			return event(o, OrderCancelled{OrderID: o.ID, CustomerID: o.CustomerID, Amount: o.Amount})
+		}
+	}
+	return nil
+}
+
+func typeName(data any) string {
+	switch data.(type) {
+	case OrderCreated:
+		return "OrderCreated"
+	case OrderPaid:
+		return "OrderPaid"
+	case OrderShipped:
+		return "OrderShipped"
+	case OrderCancelled:
+		return "OrderCancelled"
+	case OrderDeleted:
+		return "OrderDeleted"
+	}
+	return ""
+}

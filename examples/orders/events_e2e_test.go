@@ -1,0 +1,163 @@
+package orders_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/cdcflow/cdcflow/capture"
+	"github.com/cdcflow/cdcflow/examples/orders"
+	"github.com/cdcflow/cdcflow/internal/testenv"
+	"github.com/cdcflow/cdcflow/processors"
+	"github.com/cdcflow/cdcflow/serde"
+	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// TestOrderEventsEndToEnd derives the order events from real capture output
+// and checks them one by one; then every change is delivered a second time,
+// and no event may be emitted twice.
+func TestOrderEventsEndToEnd(t *testing.T) {
+	dsn, brokers := testenv.PGDSN(t), testenv.KafkaBrokers(t)
+	reg, err := sr.NewClient(sr.URLs(testenv.RegistryURL(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stem := fmt.Sprintf("ev_%d_%d", time.Now().Unix(), rand.IntN(1_000_000))
+	db, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec("CREATE SCHEMA " + stem)
+	exec(orders.CreateTable(stem))
+	t.Cleanup(func() {
+		bg := context.Background()
+		db.Exec(bg, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", stem)
+		db.Exec(bg, "DROP PUBLICATION IF EXISTS "+stem)
+		db.Exec(bg, "DROP SCHEMA "+stem+" CASCADE")
+		db.Close(bg)
+	})
+	cp, err := capture.New(capture.Config{DSN: dsn, Tables: []string{stem + ".orders"}, Brokers: brokers, TopicPrefix: stem,
+		Slot: stem, Publication: stem}, serde.NewEncoder(reg, stem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	captureDone := make(chan error, 1)
+	go func() { captureDone <- cp.Run(ctx) }()
+	select {
+	case <-cp.Streaming():
+	case err := <-captureDone:
+		t.Fatalf("capture: %v", err)
+	}
+	output := "events." + stem + ".Order"
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	defer rdb.Close()
+	proc, err := processors.NewProcessor(orders.Events(stem, stem, output), processors.Config{
+		Brokers: brokers, Decoder: serde.NewDecoder(reg), Encoder: serde.NewEncoder(reg, stem), Redis: rdb, Group: stem + "-events",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	procDone := make(chan error, 1)
+	go func() { procDone <- proc.Run(ctx) }()
+
+	table := stem + ".orders"
+	exec("INSERT INTO "+table+" (id, customer_id, amount, created_at) VALUES (1, 7, 10.00, $1), (2, 8, 20.50, $1)", time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC))
+	exec("UPDATE " + table + " SET status = 'paid' WHERE id = 1")
+	exec("UPDATE " + table + " SET amount = 11.00 WHERE id = 1") // no transition: no event
+	exec("UPDATE " + table + " SET status = 'shipped' WHERE id = 1")
+	exec("UPDATE " + table + " SET status = 'cancelled' WHERE id = 2")
+	exec("DELETE FROM " + table + " WHERE id = 2")
+
+	type got struct {
+		typ, aggregate string
+		data           map[string]any
+	}
+	read := func(n int) ([]got, []serde.DomainEvent) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(output), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		dec := serde.NewDecoder(reg)
+		var out []got
+		var events []serde.DomainEvent
+		deadline := time.Now().Add(90 * time.Second)
+		for len(out) < n || time.Now().Before(deadline.Add(-87*time.Second)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("read %d of %d events", len(out), n)
+			}
+			pctx, pcancel := context.WithTimeout(ctx, time.Second)
+			fs := cl.PollFetches(pctx)
+			pcancel()
+			for _, r := range fs.Records() {
+				ev, data, err := dec.DecodeEventRecord(ctx, r.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(r.Key) != ev.AggregateID {
+					t.Errorf("event %s keyed %q, want its aggregate %s", ev.ID, r.Key, ev.AggregateID)
+				}
+				out = append(out, got{ev.Type, ev.AggregateID, data})
+				events = append(events, ev)
+			}
+		}
+		return out, events
+	}
+	first, events := read(6)
+	byAggregate := map[string][]string{}
+	for _, g := range first {
+		byAggregate[g.aggregate] = append(byAggregate[g.aggregate], g.typ)
+	}
+	want := map[string][]string{
+		"1": {"OrderCreated", "OrderPaid", "OrderShipped"},
+		"2": {"OrderCreated", "OrderCancelled", "OrderDeleted"},
+	}
+	if !reflect.DeepEqual(byAggregate, want) || len(first) != 6 {
+		t.Fatalf("events %v, want %v", byAggregate, want)
+	}
+	for _, ev := range events {
+		if ev.ID != topologies.EventID(ev.Position, ev.AggregateID, ev.Type) {
+			t.Errorf("event %s of %s has id %s, not the one its position gives", ev.Type, ev.AggregateID, ev.ID)
+		}
+	}
+	for _, g := range first {
+		if g.typ == "OrderPaid" && (g.data["customer_id"] != int64(7) || g.data["amount"] != "10") {
+			t.Errorf("OrderPaid data %v", g.data)
+		}
+	}
+
+	// Deliver every change again: nothing more may be emitted.
+	changes := copyTopic(t, ctx, brokers, serde.Topic(stem, stem, "orders"))
+	deadline := time.Now().Add(90 * time.Second)
+	for proc.Stats().Changes < 2*changes {
+		if time.Now().After(deadline) {
+			t.Fatalf("processor handled %d of %d changes", proc.Stats().Changes, 2*changes)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	again, _ := read(6)
+	if len(again) != 6 {
+		t.Fatalf("after redelivery the event topic holds %d events, want the same 6", len(again))
+	}
+	if st := proc.Stats(); st.Duplicates != changes {
+		t.Errorf("stats %+v: want %d duplicates", st, changes)
+	}
+	cancel()
+	<-procDone
+	<-captureDone
+}
