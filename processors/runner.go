@@ -14,12 +14,15 @@ import (
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 	"github.com/redis/go-redis/v9"
 )
 
-// Config configures a [Processor]. Brokers, Decoder and Redis are required.
+// Config configures a [Processor]. Brokers and Decoder are required, and the
+// sinks the topology's nodes write to: Redis for metrics, Elasticsearch for
+// search indices.
 type Config struct {
 	// Brokers are the Kafka bootstrap servers.
 	Brokers []string
@@ -27,6 +30,11 @@ type Config struct {
 	Decoder *serde.Decoder
 	// Redis receives the metrics.
 	Redis redis.UniversalClient
+	// Elasticsearch receives the search index documents.
+	Elasticsearch *elasticsearch.Client
+	// DeadLetterTopic receives the changes a sink cannot apply (see
+	// [HeaderError] for the headers). Default "<topology>.dlq".
+	DeadLetterTopic string
 	// KeyPrefix prefixes every Redis key. Default "cdcflow".
 	KeyPrefix string
 	// Group is the Kafka consumer group (goka's group). Default: the
@@ -41,7 +49,9 @@ type Config struct {
 	StateDir string
 	// RetryTimeout bounds how long a failing Redis write is retried before
 	// the processor stops with the error (the change is not committed, so it
-	// is processed again on restart). Default 1m.
+	// is processed again on restart), and how long a failing Elasticsearch
+	// write is retried before the change goes to the dead-letter topic.
+	// Default 1m.
 	RetryTimeout time.Duration
 	// Logger receives the processor's log lines. Default: discard.
 	Logger *slog.Logger
@@ -74,9 +84,6 @@ func (c *Config) Validate() error {
 	if c.Decoder == nil {
 		errs = append(errs, errors.New("no envelope decoder: a schema registry is required"))
 	}
-	if c.Redis == nil {
-		errs = append(errs, errors.New("no Redis client: set --redis-addr (CDCFLOW_REDIS_ADDR)"))
-	}
 	if c.Replication < 1 {
 		errs = append(errs, fmt.Errorf("replication factor %d is below 1", c.Replication))
 	}
@@ -90,9 +97,12 @@ type Processor struct {
 	topo    *topologies.Topology
 	cfg     Config
 	metrics *RedisMetrics
+	search  *SearchIndex
 	goka    *goka.Processor
 
-	changes, duplicates atomic.Int64
+	topicManager goka.TopicManagerBuilder
+
+	changes, duplicates, deadLetters atomic.Int64
 }
 
 // Stats counts what a processor did since it was built.
@@ -102,19 +112,24 @@ type Stats struct {
 	// Duplicates is how many of them a sink had applied already (redelivered
 	// or replayed changes), and so changed nothing.
 	Duplicates int64
+	// DeadLetters is how many records went to the dead-letter topic.
+	DeadLetters int64
 }
 
 // Stats returns the processor's counters. It is safe to call concurrently
 // with Run.
 func (p *Processor) Stats() Stats {
-	return Stats{Changes: p.changes.Load(), Duplicates: p.duplicates.Load()}
+	return Stats{Changes: p.changes.Load(), Duplicates: p.duplicates.Load(), DeadLetters: p.deadLetters.Load()}
 }
 
 // NewProcessor validates topo and cfg and builds the goka processor. It
 // connects to nothing until Run.
 func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 	cfg.setDefaults()
-	if err := errors.Join(topo.Validate(), cfg.Validate()); err != nil {
+	if cfg.DeadLetterTopic == "" {
+		cfg.DeadLetterTopic = topo.Name + ".dlq"
+	}
+	if err := errors.Join(topo.Validate(), cfg.Validate(), cfg.validateSinks(topo)); err != nil {
 		return nil, err
 	}
 	p := &Processor{topo: topo, cfg: cfg, metrics: NewRedisMetrics(cfg.Redis, cfg.KeyPrefix)}
@@ -125,6 +140,12 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 		switch n := n.(type) {
 		case *topologies.MetricsNode:
 			edges = append(edges, goka.Input(goka.Stream(n.Input()), codec, p.metricsCallback(n)))
+		case *topologies.IndexNode:
+			if p.search == nil {
+				p.search = NewSearchIndex(cfg.Elasticsearch)
+				edges = append(edges, p.deadLetterEdge())
+			}
+			edges = append(edges, goka.Input(goka.Stream(n.Input()), rawEventCodec{codec}, p.indexCallback(n)))
 		default:
 			return nil, fmt.Errorf("topology %s: node kind %T is not supported", topo.Name, n)
 		}
@@ -142,6 +163,7 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 	tmc := goka.NewTopicManagerConfig()
 	tmc.Table.Replication = cfg.Replication
 	tmc.Stream.Replication = cfg.Replication
+	p.topicManager = goka.TopicManagerBuilderWithConfig(sc, tmc)
 	store := storage.MemoryBuilder()
 	if cfg.StateDir != "" {
 		store = storage.DefaultBuilder(cfg.StateDir)
@@ -150,7 +172,7 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
-		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, tmc)),
+		goka.WithTopicManagerBuilder(p.topicManager),
 		goka.WithStorageBuilder(store),
 		goka.WithLogger(gokaLogger{cfg.Logger}),
 	}, cfg.GokaOptions...)
@@ -178,8 +200,13 @@ func SaramaConfig() *sarama.Config {
 // ends.
 func (p *Processor) Run(ctx context.Context) error {
 	p.cfg.Logger.Info("processor running", "topology", p.topo.Name)
+	if p.search != nil {
+		if err := p.ensureDeadLetterTopic(); err != nil {
+			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
+		}
+	}
 	err := p.goka.Run(ctx)
-	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || interrupted(err)) {
 		return nil
 	}
 	if err != nil {
