@@ -14,13 +14,16 @@ import (
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
 	"github.com/redis/go-redis/v9"
 )
 
-// Config configures a [Processor]. Brokers, Decoder and Redis are required.
+// Config configures a [Processor]. Brokers and Decoder are required, and the
+// sinks the topology's nodes write to: Redis for metrics, Elasticsearch for
+// search indices.
 type Config struct {
 	// Brokers are the Kafka bootstrap servers.
 	Brokers []string
@@ -31,6 +34,11 @@ type Config struct {
 	Encoder *serde.Encoder
 	// Redis receives the metrics.
 	Redis redis.UniversalClient
+	// Elasticsearch receives the search index documents.
+	Elasticsearch *elasticsearch.Client
+	// DeadLetterTopic receives the changes a sink cannot apply (see
+	// [HeaderError] for the headers). Default "<topology>.dlq".
+	DeadLetterTopic string
 	// KeyPrefix prefixes every Redis key. Default "cdcflow".
 	KeyPrefix string
 	// Group is the Kafka consumer group (goka's group). Default: the
@@ -45,7 +53,9 @@ type Config struct {
 	StateDir string
 	// RetryTimeout bounds how long a failing Redis write is retried before
 	// the processor stops with the error (the change is not committed, so it
-	// is processed again on restart). Default 1m.
+	// is processed again on restart), and how long a failing Elasticsearch
+	// write is retried before the change goes to the dead-letter topic.
+	// Default 1m.
 	RetryTimeout time.Duration
 	// Logger receives the processor's log lines. Default: discard.
 	Logger *slog.Logger
@@ -78,9 +88,6 @@ func (c *Config) Validate() error {
 	if c.Decoder == nil {
 		errs = append(errs, errors.New("no envelope decoder: a schema registry is required"))
 	}
-	if c.Redis == nil {
-		errs = append(errs, errors.New("no Redis client: set --redis-addr (CDCFLOW_REDIS_ADDR)"))
-	}
 	if c.Replication < 1 {
 		errs = append(errs, fmt.Errorf("replication factor %d is below 1", c.Replication))
 	}
@@ -94,9 +101,12 @@ type Processor struct {
 	topo    *topologies.Topology
 	cfg     Config
 	metrics *RedisMetrics
+	search  *SearchIndex
 	goka    *goka.Processor
 
-	changes, duplicates atomic.Int64
+	topicManager goka.TopicManagerBuilder
+
+	changes, duplicates, deadLetters atomic.Int64
 }
 
 // Stats counts what a processor did since it was built.
@@ -106,19 +116,24 @@ type Stats struct {
 	// Duplicates is how many of them a sink had applied already (redelivered
 	// or replayed changes), and so changed nothing.
 	Duplicates int64
+	// DeadLetters is how many records went to the dead-letter topic.
+	DeadLetters int64
 }
 
 // Stats returns the processor's counters. It is safe to call concurrently
 // with Run.
 func (p *Processor) Stats() Stats {
-	return Stats{Changes: p.changes.Load(), Duplicates: p.duplicates.Load()}
+	return Stats{Changes: p.changes.Load(), Duplicates: p.duplicates.Load(), DeadLetters: p.deadLetters.Load()}
 }
 
 // NewProcessor validates topo and cfg and builds the goka processor. It
 // connects to nothing until Run.
 func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 	cfg.setDefaults()
-	if err := errors.Join(topo.Validate(), cfg.Validate()); err != nil {
+	if cfg.DeadLetterTopic == "" {
+		cfg.DeadLetterTopic = topo.Name + ".dlq"
+	}
+	if err := errors.Join(topo.Validate(), cfg.Validate(), cfg.validateSinks(topo)); err != nil {
 		return nil, err
 	}
 	p := &Processor{topo: topo, cfg: cfg, metrics: NewRedisMetrics(cfg.Redis, cfg.KeyPrefix)}
@@ -141,6 +156,12 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 				edges = append(edges, goka.Persist(rowStateCodec{}))
 				persisted = true
 			}
+		case *topologies.IndexNode:
+			if p.search == nil {
+				p.search = NewSearchIndex(cfg.Elasticsearch)
+				edges = append(edges, p.deadLetterEdge())
+			}
+			edges = append(edges, goka.Input(goka.Stream(n.Input()), rawEventCodec{codec}, p.indexCallback(n)))
 		default:
 			return nil, fmt.Errorf("topology %s: node kind %T is not supported", topo.Name, n)
 		}
@@ -158,6 +179,7 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 	tmc := goka.NewTopicManagerConfig()
 	tmc.Table.Replication = cfg.Replication
 	tmc.Stream.Replication = cfg.Replication
+	p.topicManager = goka.TopicManagerBuilderWithConfig(sc, tmc)
 	store := storage.MemoryBuilder()
 	if cfg.StateDir != "" {
 		store = storage.DefaultBuilder(cfg.StateDir)
@@ -166,7 +188,7 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
-		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, tmc)),
+		goka.WithTopicManagerBuilder(p.topicManager),
 		goka.WithStorageBuilder(store),
 		goka.WithLogger(gokaLogger{cfg.Logger}),
 	}, cfg.GokaOptions...)
@@ -197,8 +219,13 @@ func (p *Processor) Run(ctx context.Context) error {
 		return err
 	}
 	p.cfg.Logger.Info("processor running", "topology", p.topo.Name)
+	if p.search != nil {
+		if err := p.ensureDeadLetterTopic(); err != nil {
+			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
+		}
+	}
 	err := p.goka.Run(ctx)
-	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || interrupted(err)) {
 		return nil
 	}
 	if err != nil {

@@ -49,7 +49,7 @@ type Sample struct {
 }
 
 // Node is one step of a topology. The node constructors of this package
-// ([Metrics]) are its only implementations.
+// ([Metrics], [Index]) are its only implementations.
 type Node interface {
 	// Input is the topic the node reads.
 	Input() string

@@ -1,6 +1,7 @@
 // Package orders is the e-commerce orders example: an orders table captured
-// from PostgreSQL and a topology that keeps order count and revenue per day
-// in Redis for a realtime dashboard.
+// from PostgreSQL, a topology that keeps order count and revenue per day in
+// Redis for a realtime dashboard, and one that keeps an Elasticsearch index
+// of the orders.
 package orders
 
 import (

@@ -70,6 +70,9 @@ func RegistryURL(t testing.TB) string {
 // RedisAddr returns the Redis address.
 func RedisAddr(t testing.TB) string { return reachable(t, RedisAddrVar, Get(RedisAddrVar)) }
 
+// ESURL returns Elasticsearch's base URL.
+func ESURL(t testing.TB) string { return reachable(t, ESURLVar, hostOfURL(Get(ESURLVar))) }
+
 func hostOfURL(u string) string {
 	rest := u[strings.Index(u, "://")+3:]
 	if at := strings.LastIndex(rest, "@"); at >= 0 {

@@ -1,0 +1,135 @@
+package topologies
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cdcflow/cdcflow/change"
+)
+
+// IndexNode keeps a search index in sync with a table's current rows: one
+// document per row. Build it with [Index].
+type IndexNode struct {
+	input    string
+	index    string
+	rowType  string
+	mapping  string
+	decode   func(change.Row) (any, error)
+	document func(any) (string, any)
+	errs     []error
+}
+
+// IndexOption configures an [IndexNode].
+type IndexOption interface {
+	applyIndex(*IndexNode)
+}
+
+type indexOption func(*IndexNode)
+
+func (o indexOption) applyIndex(n *IndexNode) { o(n) }
+
+// WithMapping gives the index the mapping mapping, a JSON object such as
+// {"properties": {"status": {"type": "keyword"}}}, when the processor creates
+// it (it creates the index on its first write if it is missing, and never
+// changes an existing index). Without it the index maps fields dynamically.
+func WithMapping(mapping string) IndexOption {
+	return indexOption(func(n *IndexNode) { n.mapping = mapping })
+}
+
+// Index declares a search index named index over the current rows of table:
+// document tells the id and the body (anything encoding/json marshals to an
+// object) of a row's document. An insert or update writes the row's
+// document, a delete removes it, so the index always holds document applied
+// to every row of the table.
+//
+// document must be a pure function of the row, and the id must depend on the
+// primary-key columns only: a delete carries only the key columns (with
+// REPLICA IDENTITY DEFAULT), and the id of the deleted document is computed
+// from it.
+func Index[T any](table Table[T], index string, document func(T) (id string, doc any), opts ...IndexOption) *IndexNode {
+	n := &IndexNode{input: table.Topic, index: index, rowType: fmt.Sprintf("%T", *new(T))}
+	for _, o := range opts {
+		o.applyIndex(n)
+	}
+	if err := checkIndexName(index); err != nil {
+		n.errs = append(n.errs, err)
+	}
+	if n.mapping != "" {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(n.mapping), &m); err != nil {
+			n.errs = append(n.errs, fmt.Errorf("mapping is not a JSON object: %w", err))
+		}
+	}
+	dec, err := newRowDecoder[T]()
+	if err != nil {
+		n.errs = append(n.errs, err)
+	}
+	if document == nil {
+		n.errs = append(n.errs, errors.New("document function is nil"))
+	}
+	if len(n.errs) > 0 {
+		return n
+	}
+	n.decode = func(r change.Row) (any, error) { return dec.decode(r) }
+	n.document = func(row any) (string, any) { return document(row.(T)) }
+	return n
+}
+
+// checkIndexName applies Elasticsearch's rules for index names.
+func checkIndexName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("index name is empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("index name %q is not allowed", name)
+	case len(name) > 255:
+		return fmt.Errorf("index name %q is longer than 255 bytes", name)
+	case strings.ToLower(name) != name:
+		return fmt.Errorf("index name %q: use lower case only", name)
+	case strings.ContainsAny(name[:1], "-_+"):
+		return fmt.Errorf("index name %q must not start with '-', '_' or '+'", name)
+	}
+	if i := strings.IndexAny(name, ` \/*?"<>|,#:`); i >= 0 {
+		return fmt.Errorf("index name %q must not contain %q (nor spaces or any of \\ / * ? \" < > | , # :)", name, name[i])
+	}
+	return nil
+}
+
+// Input returns the topic the node reads.
+func (n *IndexNode) Input() string { return n.input }
+
+// IndexName returns the name of the search index.
+func (n *IndexNode) IndexName() string { return n.index }
+
+// Mapping returns the mapping given with [WithMapping], or "".
+func (n *IndexNode) Mapping() string { return n.mapping }
+
+func (n *IndexNode) describe() string {
+	return fmt.Sprintf("search index %s over %s (rows as %s)", n.index, n.input, n.rowType)
+}
+
+func (n *IndexNode) validate() error {
+	if len(n.errs) > 0 {
+		return fmt.Errorf("search index %s over %s: %w", n.index, n.input, errors.Join(n.errs...))
+	}
+	return nil
+}
+
+// Document returns the id and body of row's document; row is a Row of the
+// node's table (for a delete, its before image or its key columns).
+func (n *IndexNode) Document(row change.Row) (id string, doc any, err error) {
+	if n.decode == nil {
+		return "", nil, n.validate()
+	}
+	v, err := n.decode(row)
+	if err != nil {
+		return "", nil, err
+	}
+	id, doc = n.document(v)
+	if id == "" {
+		return "", nil, errors.New("the document function returned an empty id")
+	}
+	return id, doc, nil
+}
