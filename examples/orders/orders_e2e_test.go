@@ -294,13 +294,34 @@ func redisMetrics(t *testing.T, ctx context.Context, rdb *redis.Client, m *proce
 // (not tombstones) it copied.
 func copyTopic(t *testing.T, ctx context.Context, brokers []string, topic string) int64 {
 	t.Helper()
+	originals := committedRecords(ctx, t, brokers, topic)
 	kafka, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer kafka.Close()
-	adm := kadm.NewClient(kafka)
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	var events int64
+	for _, r := range originals {
+		if err := kafka.ProduceSync(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if r.Value != nil {
+			events++
+		}
+	}
+	return events
+}
+
+// committedRecords reads a topic's committed records (read_committed, no
+// transaction markers), up to the end it has when called.
+func committedRecords(ctx context.Context, t *testing.T, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
+	kafka, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafka.Close()
+	ends, err := kadm.NewClient(kafka).ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +336,8 @@ func copyTopic(t *testing.T, ctx context.Context, brokers []string, topic string
 	if err != nil {
 		t.Fatal(err)
 	}
-	var originals []*kgo.Record
+	defer consumer.Close()
+	var out []*kgo.Record
 	for len(remaining) > 0 {
 		fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
 		fs := consumer.PollFetches(fctx)
@@ -332,19 +354,9 @@ func copyTopic(t *testing.T, ctx context.Context, brokers []string, topic string
 				delete(remaining, r.Partition)
 			}
 			if !r.Attrs.IsControl() {
-				originals = append(originals, r)
+				out = append(out, r)
 			}
 		})
 	}
-	consumer.Close()
-	var events int64
-	for _, r := range originals {
-		if err := kafka.ProduceSync(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		if r.Value != nil {
-			events++
-		}
-	}
-	return events
+	return out
 }
