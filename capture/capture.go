@@ -152,17 +152,55 @@ func (c *Capture) Run(ctx context.Context) error {
 		c.log.Info("snapshot mode initial_only: not streaming")
 		return nil
 	}
-	err = pglogrepl.StartReplication(ctx, repl, c.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", c.cfg.Publication), "messages 'true'"},
-	})
-	if err != nil {
-		return fmt.Errorf("start replication from slot %s: %w", c.cfg.Slot, err)
+	if err := c.startReplication(ctx, repl, start); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
 	}
 	close(c.streaming)
 	c.log.Info("capture streaming", "slot", c.cfg.Slot, "slot_created", created, "from", start.String(),
 		"resume_after", c.resume.String(), "publication", c.cfg.Publication, "tables", c.tables,
 		"topic_prefix", c.cfg.TopicPrefix)
 	return c.stream(ctx, conn, repl)
+}
+
+// objectInUse is the SQLSTATE of START_REPLICATION on a slot another
+// connection holds.
+const objectInUse = "55006"
+
+// startReplication starts streaming from the slot at start. While another
+// connection holds the slot (a capture killed a moment ago whose walsender
+// lives on until PostgreSQL notices, or a second capture of the same slot),
+// it retries every second for SlotBusyTimeout.
+func (c *Capture) startReplication(ctx context.Context, repl *pgconn.PgConn, start change.LSN) error {
+	opts := pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", c.cfg.Publication), "messages 'true'"},
+	}
+	deadline := time.Now().Add(c.cfg.SlotBusyTimeout)
+	for logged := false; ; {
+		err := pglogrepl.StartReplication(ctx, repl, c.cfg.Slot, pglogrepl.LSN(start), opts)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != objectInUse {
+			if err != nil {
+				return fmt.Errorf("start replication from slot %s: %w", c.cfg.Slot, err)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replication slot %s is still in use after %v (%s): stop the other capture of this slot, or end its connection with pg_terminate_backend(active_pid) from pg_replication_slots",
+				c.cfg.Slot, c.cfg.SlotBusyTimeout, pgErr.Message)
+		}
+		if !logged {
+			c.log.Warn("replication slot in use; waiting for it to be released", "slot", c.cfg.Slot, "detail", pgErr.Message, "timeout", c.cfg.SlotBusyTimeout)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Streaming returns a channel that is closed once the slot and the tables'
@@ -268,6 +306,9 @@ func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 		}
 		if !time.Now().Before(nextStatus) {
 			if err := sendStatus(ctx, repl, c.pub.durable); err != nil {
+				if ctx.Err() != nil {
+					return c.shutdown(repl)
+				}
 				return err
 			}
 			c.metrics.confirmedLSN.Set(float64(c.pub.durable))
@@ -279,6 +320,9 @@ func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgCon
 		}
 		if c.cfg.HeartbeatInterval > 0 && !time.Now().Before(nextHeartbeat) {
 			if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, '')", HeartbeatPrefix); err != nil {
+				if ctx.Err() != nil {
+					return c.shutdown(repl)
+				}
 				return c.stop(repl, fmt.Errorf("write heartbeat: %w", err))
 			}
 			nextHeartbeat = time.Now().Add(c.cfg.HeartbeatInterval)

@@ -61,6 +61,13 @@ type Config struct {
 	TopicPrefix string
 	// Slot is the logical replication slot. Default "cdcflow".
 	Slot string
+	// SlotBusyTimeout is how long capture waits for a slot that another
+	// connection still holds (SQLSTATE 55006: a capture that was just killed,
+	// whose walsender PostgreSQL has not yet ended, or a second capture of
+	// the same slot, which the first Kafka commit of this one fences). It
+	// retries every second meanwhile. Default 60s, PostgreSQL's default
+	// wal_sender_timeout; negative fails at once.
+	SlotBusyTimeout time.Duration
 	// Publication is the publication capture reads. Default "cdcflow".
 	Publication string
 	// Snapshot says when capture reads the rows the tables already hold.
@@ -145,6 +152,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StatusInterval == 0 {
 		c.StatusInterval = 10 * time.Second
+	}
+	if c.SlotBusyTimeout == 0 {
+		c.SlotBusyTimeout = time.Minute
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 10 * time.Second

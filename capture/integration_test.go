@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"math/big"
 	"math/rand/v2"
@@ -20,7 +19,10 @@ import (
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/internal/testenv"
 	"github.com/cdcflow/cdcflow/serde"
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 )
@@ -722,4 +724,83 @@ func dropSlotWhenIdle(f *fixture) {
 		}
 	}
 	f.db.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", f.name)
+}
+
+// holdSlot starts replication from the fixture's slot on a connection of its
+// own, as a capture killed a moment ago whose walsender PostgreSQL has not
+// yet ended; release closes it.
+func (f *fixture) holdSlot() (release func()) {
+	f.t.Helper()
+	ctx := context.Background()
+	cfg, err := pgconn.ParseConfig(f.dsn)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	err = pglogrepl.StartReplication(ctx, conn, f.name, 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + f.name + "'"},
+	})
+	if err != nil {
+		f.t.Fatalf("hold slot %s: %v", f.name, err)
+	}
+	return func() { conn.Close(ctx) }
+}
+
+func TestBusySlotIsWaitedFor(t *testing.T) {
+	f := newFixture(t)
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", f.name))
+	stop := f.start(capture.Config{})
+	stop()
+
+	// Held for a moment: capture waits, then streams once the holder lets go.
+	release := f.holdSlot()
+	c, _ := f.run(capture.Config{SlotBusyTimeout: 30 * time.Second}, false)
+	select {
+	case <-c.Streaming():
+		t.Fatal("capture streamed from a slot another connection holds")
+	case <-time.After(2 * time.Second):
+	}
+	release()
+	select {
+	case <-c.Streaming():
+	case <-time.After(15 * time.Second):
+		t.Fatal("capture did not stream within 15s of the slot's release")
+	}
+	f.exec("INSERT INTO " + f.name + " VALUES (1)")
+	if recs := f.consume(serde.Topic(f.prefix, "public", f.name), 1); recs[0].event.After["id"] != int32(1) {
+		t.Fatalf("after the wait: %+v", recs[0].event)
+	}
+}
+
+func TestBusySlotTimesOutWithTheFix(t *testing.T) {
+	f := newFixture(t)
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", f.name))
+	stop := f.start(capture.Config{})
+	stop()
+	release := f.holdSlot()
+	defer release()
+	cfg := capture.Config{DSN: f.dsn, Brokers: f.brokers, Tables: []string{"public." + f.name},
+		TopicPrefix: f.prefix, Slot: f.name, Publication: f.name, SlotBusyTimeout: 1500 * time.Millisecond}
+	c, err := capture.New(cfg, serde.NewEncoder(f.reg, f.prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	err = c.Run(context.Background())
+	if err == nil {
+		t.Fatal("capture ran on a slot another connection holds")
+	}
+	msg := err.Error()
+	for _, want := range []string{"replication slot " + f.name + " is still in use after 1.5s", "pg_terminate_backend"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not contain %q", msg, want)
+		}
+	}
+	if took := time.Since(begin); took < 1500*time.Millisecond {
+		t.Errorf("gave up after %v, before the 1.5s timeout", took)
+	}
 }

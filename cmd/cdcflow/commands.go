@@ -45,6 +45,7 @@ type captureFlags struct {
 	DecimalHandlingMode string        `help:"How numeric and money columns travel, as Debezium's decimal.handling.mode: precise (Avro decimal), double or string." default:"precise" env:"CDCFLOW_DECIMAL_HANDLING_MODE"`
 	CheckpointTopic     string        `help:"Compacted topic capture commits its position to, in the same Kafka transactions as the changes." default:"cdcflow.checkpoints" env:"CDCFLOW_CHECKPOINT_TOPIC"`
 	StatusInterval      time.Duration `help:"How often capture confirms its committed position to PostgreSQL." default:"10s" env:"CDCFLOW_STATUS_INTERVAL"`
+	SlotBusyTimeout     time.Duration `help:"How long to wait for a replication slot another connection still holds (e.g. a capture killed a moment ago)." default:"60s" env:"CDCFLOW_SLOT_BUSY_TIMEOUT"`
 }
 
 type captureCmd struct {
@@ -115,7 +116,8 @@ func (f *captureFlags) start(log *slog.Logger) (svc *services, c *capture.Captur
 		DSN: f.PgDSN, Tables: f.Tables, ExcludeTables: f.ExcludeTables, ExcludeColumns: f.ExcludeColumns,
 		MaskColumns: f.MaskColumns, MaskSalt: f.MaskSalt, Brokers: svc.brokers, TopicPrefix: f.TopicPrefix, Slot: f.Slot,
 		Publication: f.Publication, CheckpointTopic: f.CheckpointTopic, StatusInterval: f.StatusInterval,
-		Snapshot: capture.SnapshotMode(f.SnapshotMode), Metrics: svc.metrics,
+		SlotBusyTimeout: f.SlotBusyTimeout,
+		Snapshot:        capture.SnapshotMode(f.SnapshotMode), Metrics: svc.metrics,
 		Logger: log.With("component", "capture"),
 	}, serde.NewEncoder(svc.registry, f.TopicPrefix, serde.DecimalHandling(decimals)))
 	if err != nil {

@@ -60,12 +60,31 @@ func TestCaptureSurvivesKill9(t *testing.T) {
 		db.Close(ctx)
 	})
 
+	// Each run's log is kept and, when the test fails, its tail printed:
+	// a lost or late change is then explained by what capture said.
+	logDir := t.TempDir()
+	var logs []string
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, path := range logs {
+			b, _ := os.ReadFile(path)
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			if len(lines) > 30 {
+				lines = lines[len(lines)-30:]
+			}
+			t.Logf("--- %s (last %d lines)\n%s", filepath.Base(path), len(lines), strings.Join(lines, "\n"))
+		}
+	})
 	startCapture := func() *exec.Cmd {
 		cmd := exec.Command(bin, "capture", "--tables", "public."+stem, "--slot", stem, "--publication", stem,
 			"--topic-prefix", stem, "--status-interval", "100ms", "--snapshot-mode", "no_data")
 		cmd.Env = append(os.Environ(), "CDCFLOW_PG_DSN="+dsn, "CDCFLOW_KAFKA_BROKERS="+strings.Join(brokers, ","),
 			"CDCFLOW_REGISTRY_URL="+registry)
-		logf, err := os.Create(filepath.Join(t.TempDir(), "capture.log"))
+		path := filepath.Join(logDir, fmt.Sprintf("capture-%d.log", len(logs)))
+		logs = append(logs, path)
+		logf, err := os.Create(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,6 +181,10 @@ func TestCaptureSurvivesKill9(t *testing.T) {
 			cmd = startCapture()
 		}
 		time.Sleep(time.Duration(1500+rand.IntN(2500)) * time.Millisecond)
+		var ws syscall.WaitStatus
+		if pid, _ := syscall.Wait4(cmd.Process.Pid, &ws, syscall.WNOHANG, nil); pid == cmd.Process.Pid {
+			t.Fatalf("kill %d: capture exited by itself before the kill (%v)", i, ws)
+		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -218,6 +241,18 @@ func TestCaptureSurvivesKill9(t *testing.T) {
 	}
 
 	// Per key: versions 1..n in order, each once, then the delete if any.
+	// The first problems are named; the rest only counted.
+	problems := 0
+	problem := func(format string, args ...any) {
+		if problems++; problems <= 20 {
+			t.Errorf(format, args...)
+		}
+	}
+	defer func() {
+		if problems > 20 {
+			t.Errorf("... and %d more problems", problems-20)
+		}
+	}()
 	byID := map[int][]*change.Event{}
 	for _, ev := range events {
 		row := ev.After
@@ -234,17 +269,17 @@ func TestCaptureSurvivesKill9(t *testing.T) {
 			want++
 		}
 		if len(evs) != want {
-			t.Errorf("row %d: %d events, want %d (version %d, deleted %v)", id, len(evs), want, s.version, s.deleted)
+			problem("row %d: %d events, want %d (version %d, deleted %v)", id, len(evs), want, s.version, s.deleted)
 			continue
 		}
 		for i, ev := range evs {
 			switch {
 			case i < s.version:
 				if ev.After["version"] != int32(i+1) || (i == 0) != (ev.Op == change.OpCreate) {
-					t.Errorf("row %d event %d: op %s version %v, want version %d", id, i, ev.Op, ev.After["version"], i+1)
+					problem("row %d event %d: op %s version %v, want version %d", id, i, ev.Op, ev.After["version"], i+1)
 				}
 			case ev.Op != change.OpDelete:
-				t.Errorf("row %d event %d: op %s, want the delete", id, i, ev.Op)
+				problem("row %d event %d: op %s, want the delete", id, i, ev.Op)
 			}
 		}
 	}
@@ -300,7 +335,9 @@ func consumeAll(t *testing.T, brokers []string, registry, topic string, want int
 		case len(events) == want && time.Now().After(quiet):
 			return events
 		case time.Now().After(deadline):
-			t.Fatalf("only %d of %d events arrived within 5 minutes", len(events), want)
+			// Return what arrived: the per-key check names the missing ones.
+			t.Errorf("only %d of %d events arrived within 5 minutes", len(events), want)
+			return events
 		}
 	}
 }
