@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/big"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"reflect"
 	"sort"
@@ -41,7 +42,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, dsn: testenv.PGDSN(t), brokers: testenv.KafkaBrokers(t)}
+	return newFixtureIn(t, testenv.PGDSN(t))
+}
+
+// newFixtureIn is newFixture on the database dsn names.
+func newFixtureIn(t *testing.T, dsn string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, dsn: dsn, brokers: testenv.KafkaBrokers(t)}
 	var err error
 	if f.reg, err = sr.NewClient(sr.URLs(testenv.RegistryURL(t))); err != nil {
 		t.Fatal(err)
@@ -525,6 +532,32 @@ func TestTransactionTopic(t *testing.T) {
 	}
 }
 
+// isolatedDatabase creates a database for the test alone, dropped when it
+// ends, and returns its DSN.
+func isolatedDatabase(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	dsn := testenv.PGDSN(t)
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("iso_%d_%d", time.Now().Unix(), rand.IntN(1_000_000))
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		admin.Close(ctx)
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("CDCFLOW_PG_DSN must be a URL to derive a second database's: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
 // walRetained reports how far the slot's restart and confirmed positions
 // trail the current WAL position, in bytes.
 func (f *fixture) walRetained() (restart, confirmed int64) {
@@ -540,13 +573,18 @@ func (f *fixture) walRetained() (restart, confirmed int64) {
 // TestIdleSlotHeartbeats writes about 50 MB of WAL to a table capture does
 // not capture and checks that heartbeats keep the slot's retained WAL
 // bounded, and that without them it is not.
+//
+// Each case runs in a database of its own: logical decoding reads one
+// database's WAL, so the heartbeats of captures other tests run meanwhile
+// (transactional messages every slot of their database decodes) do not move
+// this slot.
 func TestIdleSlotHeartbeats(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		heartbeat time.Duration
 	}{{"heartbeats", 300 * time.Millisecond}, {"no heartbeats", -1}} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
+			f := newFixtureIn(t, isolatedDatabase(t))
 			busy := f.name + "_busy"
 			f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", f.name))
 			f.exec(fmt.Sprintf("CREATE TABLE %s (id int, pad text)", busy))
