@@ -19,6 +19,7 @@ import (
 	gokacodec "github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 )
 
 // Config configures a [Processor]. Brokers and Decoder are required, and the
@@ -102,9 +103,12 @@ type Processor struct {
 	cfg     Config
 	metrics *RedisMetrics
 	search  *SearchIndex
-	goka    *goka.Processor
+	// gokas are the goka processors of the topology: its group's (when it
+	// has nodes that run there) and its read models'.
+	gokas []*goka.Processor
 
 	topicManager goka.TopicManagerBuilder
+	group        string
 
 	changes, duplicates, deadLetters atomic.Int64
 }
@@ -126,8 +130,9 @@ func (p *Processor) Stats() Stats {
 	return Stats{Changes: p.changes.Load(), Duplicates: p.duplicates.Load(), DeadLetters: p.deadLetters.Load()}
 }
 
-// NewProcessor validates topo and cfg and builds the goka processor. It
-// connects to nothing until Run.
+// NewProcessor validates topo and cfg, creates the topics the topology
+// writes (event topics, read models' internal topics) and builds its goka
+// processors, which check that the topics it reads exist: it needs Kafka.
 func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 	cfg.setDefaults()
 	if cfg.DeadLetterTopic == "" {
@@ -138,7 +143,12 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 	}
 	p := &Processor{topo: topo, cfg: cfg, metrics: NewRedisMetrics(cfg.Redis, cfg.KeyPrefix)}
 
+	group := cfg.Group
+	if group == "" {
+		group = topo.Name
+	}
 	var edges []goka.Edge
+	var graphs []*goka.GroupGraph
 	codec := serde.EventCodec{Decoder: cfg.Decoder}
 	persisted := false
 	for _, n := range topo.Nodes {
@@ -162,17 +172,23 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 				edges = append(edges, p.deadLetterEdge())
 			}
 			edges = append(edges, goka.Input(goka.Stream(n.Input()), rawEventCodec{codec}, p.indexCallback(n)))
+		case *topologies.ReadModelNode:
+			index, model := p.readModelGraphs(group, n)
+			if index != nil {
+				graphs = append(graphs, index)
+			}
+			graphs = append(graphs, model)
 		default:
 			return nil, fmt.Errorf("topology %s: node kind %T is not supported", topo.Name, n)
 		}
 	}
-	group := cfg.Group
-	if group == "" {
-		group = topo.Name
+	if len(edges) > 0 {
+		graphs = append([]*goka.GroupGraph{goka.DefineGroup(goka.Group(group), edges...)}, graphs...)
 	}
-	graph := goka.DefineGroup(goka.Group(group), edges...)
-	if err := graph.Validate(); err != nil {
-		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
+	for _, g := range graphs {
+		if err := g.Validate(); err != nil {
+			return nil, fmt.Errorf("topology %s: group %s: %w", topo.Name, g.Group(), err)
+		}
 	}
 
 	sc := SaramaConfig()
@@ -192,11 +208,17 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 		goka.WithStorageBuilder(store),
 		goka.WithLogger(gokaLogger{cfg.Logger}),
 	}, cfg.GokaOptions...)
-	proc, err := goka.NewProcessor(cfg.Brokers, graph, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("build processor for topology %s: %w", topo.Name, err)
+	p.group = group
+	if err := p.ensureOutputs(); err != nil {
+		return nil, err
 	}
-	p.goka = proc
+	for _, g := range graphs {
+		proc, err := goka.NewProcessor(cfg.Brokers, g, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("build processor for topology %s, group %s: %w", topo.Name, g.Group(), err)
+		}
+		p.gokas = append(p.gokas, proc)
+	}
 	return p, nil
 }
 
@@ -215,52 +237,78 @@ func SaramaConfig() *sarama.Config {
 // Run runs the processor until ctx ends or it fails. It returns nil when ctx
 // ends.
 func (p *Processor) Run(ctx context.Context) error {
-	if err := p.ensureOutputs(); err != nil {
-		return err
-	}
 	p.cfg.Logger.Info("processor running", "topology", p.topo.Name)
 	if p.search != nil {
 		if err := p.ensureDeadLetterTopic(); err != nil {
 			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
 		}
 	}
-	err := p.goka.Run(ctx)
-	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || interrupted(err)) {
-		return nil
+	// The groups run together: when one fails, the others stop.
+	g, gctx := errgroup.WithContext(ctx)
+	for _, proc := range p.gokas {
+		g.Go(func() error {
+			err := proc.Run(gctx)
+			if gctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || interrupted(err)) {
+				return nil
+			}
+			return err
+		})
 	}
-	if err != nil {
+	if err := g.Wait(); err != nil && (ctx.Err() == nil || !interrupted(err)) {
 		return fmt.Errorf("topology %s: %w", p.topo.Name, err)
 	}
 	return nil
 }
 
-// ensureOutputs creates the event topics the topology writes, with as many
-// partitions as the topic it derives them from.
+// ensureOutputs creates the topics the topology writes (event topics, read
+// models' updates), with as many partitions as the topic they come from.
 func (p *Processor) ensureOutputs() error {
-	var outputs []*topologies.EventsNode
+	// Event topics are kept forever (retention.ms=-1), for rebuilding
+	// projections; a read model's updates topic, internal, for as long as
+	// the broker keeps streams.
+	type output struct {
+		topic, from string
+		forever     bool
+	}
+	var outputs []output
 	for _, n := range p.topo.Nodes {
-		if e, ok := n.(*topologies.EventsNode); ok {
-			outputs = append(outputs, e)
+		switch n := n.(type) {
+		case *topologies.EventsNode:
+			outputs = append(outputs, output{n.Output(), n.Input(), true})
+		case *topologies.ReadModelNode:
+			if len(n.Inputs()) > 1 {
+				outputs = append(outputs, output{string(readModelUpdates(p.group, n)), n.Input(), false})
+			}
 		}
 	}
 	if len(outputs) == 0 {
 		return nil
 	}
-	tmc := goka.NewTopicManagerConfig()
-	tmc.Stream.Replication = p.cfg.Replication
-	tmc.Stream.Retention = -time.Millisecond // retention.ms=-1: events are kept for rebuilding projections
-	tm, err := goka.NewTopicManager(p.cfg.Brokers, SaramaConfig(), tmc)
-	if err != nil {
-		return fmt.Errorf("topology %s: connect to Kafka: %w", p.topo.Name, err)
-	}
-	defer tm.Close()
-	for _, n := range outputs {
-		parts, err := tm.Partitions(n.Input())
-		if err != nil {
-			return fmt.Errorf("topology %s: partitions of %s: %w", p.topo.Name, n.Input(), err)
+	var tms [2]goka.TopicManager
+	for i := range tms {
+		tmc := goka.NewTopicManagerConfig()
+		tmc.Stream.Replication = p.cfg.Replication
+		if i == 1 {
+			tmc.Stream.Retention = -time.Millisecond
 		}
-		if err := tm.EnsureStreamExists(n.Output(), len(parts)); err != nil {
-			return fmt.Errorf("topology %s: create event topic %s: %w", p.topo.Name, n.Output(), err)
+		tm, err := goka.NewTopicManager(p.cfg.Brokers, SaramaConfig(), tmc)
+		if err != nil {
+			return fmt.Errorf("topology %s: connect to Kafka: %w", p.topo.Name, err)
+		}
+		defer tm.Close()
+		tms[i] = tm
+	}
+	for _, o := range outputs {
+		tm := tms[0]
+		if o.forever {
+			tm = tms[1]
+		}
+		parts, err := tm.Partitions(o.from)
+		if err != nil {
+			return fmt.Errorf("topology %s: partitions of %s (is capture running, with this topic prefix?): %w", p.topo.Name, o.from, err)
+		}
+		if err := tm.EnsureStreamExists(o.topic, len(parts)); err != nil {
+			return fmt.Errorf("topology %s: create topic %s: %w", p.topo.Name, o.topic, err)
 		}
 	}
 	return nil

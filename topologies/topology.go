@@ -139,10 +139,17 @@ func (t *Topology) Validate() error {
 	if len(t.Nodes) == 0 {
 		errs = append(errs, fmt.Errorf("topology %s has no nodes", t.Name))
 	}
-	inputs := map[string]bool{}
+	inputs, models := map[string]bool{}, map[string]bool{}
 	for _, n := range t.Nodes {
 		if err := n.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("topology %s: %w", t.Name, err))
+		}
+		if rm, own := n.(*ReadModelNode); own {
+			if models[rm.Name()] {
+				errs = append(errs, fmt.Errorf("topology %s has two read models named %s", t.Name, rm.Name()))
+			}
+			models[rm.Name()] = true
+			continue // runs in goka groups of its own
 		}
 		if inputs[n.Input()] {
 			errs = append(errs, fmt.Errorf("topology %s reads %s twice; one node per input topic", t.Name, n.Input()))

@@ -24,8 +24,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
-// capturedOrders is an orders table in a fresh schema, captured to Kafka by
-// a running capture.
+// capturedOrders is the example's tables (orders, customers, order_items)
+// in a fresh schema, captured to Kafka by a running capture.
 type capturedOrders struct {
 	stem    string // schema, topic prefix, slot and publication name
 	table   string // <stem>.orders
@@ -51,7 +51,9 @@ func startCapturedOrders(ctx context.Context, t *testing.T) *capturedOrders {
 	c := &capturedOrders{stem: stem, table: stem + ".orders", topic: serde.Topic(stem, stem, "orders"),
 		brokers: brokers, reg: reg, db: db, done: make(chan error, 1)}
 	c.exec(ctx, t, "CREATE SCHEMA "+stem)
-	c.exec(ctx, t, orders.CreateTable(stem))
+	for _, create := range []string{orders.CreateTable(stem), orders.CreateCustomersTable(stem), orders.CreateOrderItemsTable(stem)} {
+		c.exec(ctx, t, create)
+	}
 	t.Cleanup(func() {
 		bg := context.Background()
 		db.Exec(bg, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", stem)
@@ -59,7 +61,7 @@ func startCapturedOrders(ctx context.Context, t *testing.T) *capturedOrders {
 		db.Exec(bg, "DROP SCHEMA "+stem+" CASCADE")
 		db.Close(bg)
 	})
-	cp, err := capture.New(capture.Config{DSN: dsn, Tables: []string{c.table}, Brokers: brokers, TopicPrefix: stem,
+	cp, err := capture.New(capture.Config{DSN: dsn, Tables: []string{c.table, stem + ".customers", stem + ".order_items"}, Brokers: brokers, TopicPrefix: stem,
 		Slot: stem, Publication: stem, StatusInterval: 200 * time.Millisecond}, serde.NewEncoder(reg, stem))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,229 @@
+package processors
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/serde"
+	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/lovoo/goka"
+)
+
+// Read models run as goka groups of their own, next to the topology's:
+//
+//	<group>-<name>-index  reads the children and reference tables (and the
+//	                      root table, for what it references), keeps who
+//	                      belongs to whom in its table, and emits the rows
+//	                      each document is made of to <group>-<name>-updates;
+//	<group>-<name>        reads the root table and the updates, keeps the
+//	                      rows and the document per root key in its table,
+//	                      <group>-<name>-table.
+//
+// Every input is re-keyed through the group's loopback topic: the change
+// topics are keyed by Avro-encoded primary keys, the tables by the read
+// model's own keys, and goka's partitioner places both loopback and table
+// keys alike.
+
+// ReadModelGroup returns the goka group that keeps node's documents in its
+// table (goka.GroupTable of it), for a topology run under group (the
+// topology's name unless [Config.Group] says otherwise).
+func ReadModelGroup(group string, node *topologies.ReadModelNode) goka.Group {
+	return goka.Group(group + "-" + node.Name())
+}
+
+func readModelIndexGroup(group string, node *topologies.ReadModelNode) goka.Group {
+	return goka.Group(group + "-" + node.Name() + "-index")
+}
+
+func readModelUpdates(group string, node *topologies.ReadModelNode) goka.Stream {
+	return goka.Stream(group + "-" + node.Name() + "-updates")
+}
+
+// ReadModelCodec is the goka codec of a read model's table values
+// (*topologies.ModelState), for views over it.
+type ReadModelCodec struct{}
+
+func (ReadModelCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+
+func (ReadModelCodec) Decode(b []byte) (any, error) {
+	var s topologies.ModelState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decode read model state: %w", err)
+	}
+	return &s, nil
+}
+
+type indexStateCodec struct{}
+
+func (indexStateCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+
+func (indexStateCodec) Decode(b []byte) (any, error) {
+	var s topologies.IndexState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decode read model index state: %w", err)
+	}
+	return &s, nil
+}
+
+// jsonCodec encodes messages of type M as JSON.
+type jsonCodec[M any] struct{}
+
+func (jsonCodec[M]) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+
+func (jsonCodec[M]) Decode(b []byte) (any, error) {
+	var m M
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decode %T: %w", m, err)
+	}
+	return &m, nil
+}
+
+// readModelGraphs defines the goka groups of node: the index stage's (nil
+// when the read model has neither children nor references) and the model
+// stage's.
+func (p *Processor) readModelGraphs(group string, node *topologies.ReadModelNode) (index, model *goka.GroupGraph) {
+	codec := serde.EventCodec{Decoder: p.cfg.Decoder}
+	updates := readModelUpdates(group, node)
+	modelEdges := []goka.Edge{
+		goka.Input(goka.Stream(node.Input()), codec, p.readModelRoot(node)),
+		goka.Loop(jsonCodec[topologies.ModelMsg]{}, p.readModelApply(node)),
+		goka.Persist(ReadModelCodec{}),
+	}
+	inputs := node.Inputs()
+	if len(inputs) == 1 {
+		return nil, goka.DefineGroup(ReadModelGroup(group, node), modelEdges...)
+	}
+	modelEdges = append(modelEdges, goka.Input(updates, jsonCodec[topologies.ModelMsg]{}, p.readModelApply(node)))
+	var indexEdges []goka.Edge
+	for i, topic := range inputs {
+		switch {
+		case i == 0 && node.HasReferences():
+			indexEdges = append(indexEdges, goka.Input(goka.Stream(topic), codec, p.readModelRootRefs(node)))
+		case i > 0:
+			indexEdges = append(indexEdges, goka.Input(goka.Stream(topic), codec, p.readModelRoute(node, topic)))
+		}
+	}
+	indexEdges = append(indexEdges,
+		goka.Loop(jsonCodec[topologies.IndexMsg]{}, p.readModelIndex(node, updates)),
+		goka.Output(updates, jsonCodec[topologies.ModelMsg]{}),
+		goka.Persist(indexStateCodec{}))
+	return goka.DefineGroup(readModelIndexGroup(group, node), indexEdges...),
+		goka.DefineGroup(ReadModelGroup(group, node), modelEdges...)
+}
+
+// readModelRoot sends a root row's change to its document.
+func (p *Processor) readModelRoot(node *topologies.ReadModelNode) goka.ProcessCallback {
+	return func(gctx goka.Context, msg any) {
+		ev, ok := msg.(*change.Event)
+		if !ok || ev == nil {
+			return
+		}
+		model, _, err := node.RouteRoot(ev)
+		if err != nil {
+			gctx.Fail(fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
+		}
+		gctx.Loopback(model.Key, &model.Msg)
+	}
+}
+
+// readModelRootRefs sends what a root row references to the index stage.
+func (p *Processor) readModelRootRefs(node *topologies.ReadModelNode) goka.ProcessCallback {
+	return func(gctx goka.Context, msg any) {
+		ev, ok := msg.(*change.Event)
+		if !ok || ev == nil {
+			return
+		}
+		_, index, err := node.RouteRoot(ev)
+		if err != nil {
+			gctx.Fail(fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
+		}
+		gctx.Loopback(index.Key, &index.Msg)
+	}
+}
+
+// readModelRoute sends a child or referenced row's change to the index stage.
+func (p *Processor) readModelRoute(node *topologies.ReadModelNode, topic string) goka.ProcessCallback {
+	child := node.IsChildren(topic)
+	return func(gctx goka.Context, msg any) {
+		ev, ok := msg.(*change.Event)
+		if !ok || ev == nil {
+			return
+		}
+		var routed topologies.Keyed[topologies.IndexMsg]
+		var err error
+		if child {
+			var key string
+			if key, err = p.keyText(gctx, topic); err == nil {
+				routed, err = node.RouteChild(topic, key, ev)
+			}
+		} else {
+			routed, err = node.RouteRef(topic, ev)
+		}
+		if err != nil {
+			gctx.Fail(fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
+		}
+		gctx.Loopback(routed.Key, &routed.Msg)
+	}
+}
+
+// keyText names a row by its primary key columns, in name order: id=7.
+func (p *Processor) keyText(gctx goka.Context, topic string) (string, error) {
+	row, err := p.cfg.Decoder.DecodeKey(gctx.Context(), []byte(gctx.Key()))
+	if err != nil {
+		return "", fmt.Errorf("decode key on %s: %w", topic, err)
+	}
+	names := make([]string, 0, len(row))
+	for n := range row {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s=%v", n, row[n])
+	}
+	return strings.Join(parts, ","), nil
+}
+
+func (p *Processor) readModelIndex(node *topologies.ReadModelNode, updates goka.Stream) goka.ProcessCallback {
+	return func(gctx goka.Context, msg any) {
+		m, ok := msg.(*topologies.IndexMsg)
+		if !ok {
+			return
+		}
+		st, _ := gctx.Value().(*topologies.IndexState)
+		next, loops, out, dup := node.Index(gctx.Key(), st, *m)
+		if dup {
+			return
+		}
+		for _, l := range loops {
+			gctx.Loopback(l.Key, &l.Msg)
+		}
+		for _, u := range out {
+			gctx.Emit(updates, u.Key, &u.Msg)
+		}
+		gctx.SetValue(next)
+	}
+}
+
+func (p *Processor) readModelApply(node *topologies.ReadModelNode) goka.ProcessCallback {
+	return func(gctx goka.Context, msg any) {
+		m, ok := msg.(*topologies.ModelMsg)
+		if !ok {
+			return
+		}
+		p.changes.Add(1)
+		st, _ := gctx.Value().(*topologies.ModelState)
+		next, dup, err := node.Apply(gctx.Key(), st, *m)
+		if err != nil {
+			gctx.Fail(err)
+		}
+		if dup {
+			p.duplicates.Add(1)
+			return
+		}
+		gctx.SetValue(next)
+	}
+}
