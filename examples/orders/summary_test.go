@@ -1,0 +1,273 @@
+package orders_test
+
+import (
+	"encoding/json"
+	"math/big"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/examples/orders"
+	"github.com/cdcflow/cdcflow/topologies"
+)
+
+// memReadModel runs a read model's two stages in memory, delivering the
+// messages of different keys in a random order (each key's in order, as
+// Kafka partitions do), and some twice.
+type memReadModel struct {
+	node  *topologies.ReadModelNode
+	rng   *rand.Rand
+	index map[string]*topologies.IndexState
+	model map[string]*topologies.ModelState
+	// pending messages per key, each key's in order.
+	indexQ map[string][]topologies.IndexMsg
+	modelQ map[string][]topologies.ModelMsg
+	// sent is every message the index stage sent the model stage: the
+	// updates topic, which a reset model group reads again.
+	sent []topologies.Keyed[topologies.ModelMsg]
+}
+
+func newMemReadModel(node *topologies.ReadModelNode, seed uint64) *memReadModel {
+	return &memReadModel{node: node, rng: rand.New(rand.NewPCG(seed, seed)),
+		index: map[string]*topologies.IndexState{}, model: map[string]*topologies.ModelState{},
+		indexQ: map[string][]topologies.IndexMsg{}, modelQ: map[string][]topologies.ModelMsg{}}
+}
+
+func (m *memReadModel) feed(t *testing.T, topic string, ev *change.Event) {
+	t.Helper()
+	var err error
+	switch {
+	case topic == m.node.Input():
+		var model topologies.Keyed[topologies.ModelMsg]
+		var index *topologies.Keyed[topologies.IndexMsg]
+		model, index, err = m.node.RouteRoot(ev)
+		m.modelQ[model.Key] = append(m.modelQ[model.Key], model.Msg)
+		if index != nil {
+			m.indexQ[index.Key] = append(m.indexQ[index.Key], index.Msg)
+		}
+	case m.node.IsChildren(topic):
+		row := ev.After
+		if row == nil {
+			row = ev.Before
+		}
+		var k topologies.Keyed[topologies.IndexMsg]
+		k, err = m.node.RouteChild(topic, "id="+strconv.FormatInt(row["id"].(int64), 10), ev)
+		m.indexQ[k.Key] = append(m.indexQ[k.Key], k.Msg)
+	default:
+		var k topologies.Keyed[topologies.IndexMsg]
+		k, err = m.node.RouteRef(topic, ev)
+		m.indexQ[k.Key] = append(m.indexQ[k.Key], k.Msg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drain delivers every pending message, in a random order across keys, and
+// a random tenth of them twice.
+func (m *memReadModel) drain(t *testing.T) {
+	t.Helper()
+	for len(m.indexQ)+len(m.modelQ) > 0 {
+		keys := make([]string, 0, len(m.indexQ)+len(m.modelQ))
+		for k := range m.indexQ {
+			keys = append(keys, "i"+k)
+		}
+		for k := range m.modelQ {
+			keys = append(keys, "m"+k)
+		}
+		slices.Sort(keys) // map order is random, but not seeded
+		pick := keys[m.rng.IntN(len(keys))]
+		times := 1
+		if m.rng.IntN(10) == 0 {
+			times = 2
+		}
+		if key := pick[1:]; pick[0] == 'i' {
+			msg := m.indexQ[key][0]
+			if m.indexQ[key] = m.indexQ[key][1:]; len(m.indexQ[key]) == 0 {
+				delete(m.indexQ, key)
+			}
+			for range times {
+				next, loops, updates, dup := m.node.Index(key, m.index[key], msg)
+				if dup {
+					continue
+				}
+				m.index[key] = next
+				for _, l := range loops {
+					m.indexQ[l.Key] = append(m.indexQ[l.Key], l.Msg)
+				}
+				for _, u := range updates {
+					m.modelQ[u.Key] = append(m.modelQ[u.Key], u.Msg)
+					m.sent = append(m.sent, u)
+				}
+			}
+		} else {
+			msg := m.modelQ[key][0]
+			if m.modelQ[key] = m.modelQ[key][1:]; len(m.modelQ[key]) == 0 {
+				delete(m.modelQ, key)
+			}
+			for range times {
+				next, dup, err := m.node.Apply(key, m.model[key], msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !dup {
+					m.model[key] = next
+				}
+			}
+		}
+	}
+}
+
+func (m *memReadModel) documents(t *testing.T) map[string]orders.OrderSummary {
+	t.Helper()
+	out := map[string]orders.OrderSummary{}
+	for k, st := range m.model {
+		doc, ok, err := m.node.Document(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			out[k] = *doc.(*orders.OrderSummary)
+		}
+	}
+	return out
+}
+
+// TestSummaryConvergesWhateverTheOrder feeds the same changes to the read
+// model's stages many times, delivered in different orders across keys and
+// partly twice: the summaries are always the same, and what the workload
+// says they are.
+func TestSummaryConvergesWhateverTheOrder(t *testing.T) {
+	const prefix, schema = "p", "s"
+	topic := func(table string) string { return prefix + "." + schema + "." + table }
+	day := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	lsn := change.LSN(0x1000)
+	ev := func(op change.Op, before, after change.Row) *change.Event {
+		lsn += 0x100
+		return &change.Event{Op: op, Before: before, After: after, Position: change.Position{CommitLSN: lsn}}
+	}
+	order := func(id, customer int64, status, amount string) change.Row {
+		return change.Row{"id": id, "customer_id": customer, "status": status, "amount": rat(amount), "created_at": day}
+	}
+	item := func(id, orderID int64, qty int32, price string) change.Row {
+		return change.Row{"id": id, "order_id": orderID, "product": "p" + strconv.FormatInt(id, 10), "quantity": qty, "unit_price": rat(price)}
+	}
+	customer := func(id int64, name, segment string) change.Row {
+		return change.Row{"id": id, "name": name, "segment": segment}
+	}
+	type step struct {
+		topic string
+		ev    *change.Event
+	}
+	steps := []step{
+		{topic("order_items"), ev(change.OpCreate, nil, item(10, 3, 2, "1.25"))},
+		{topic("customers"), ev(change.OpCreate, nil, customer(1, "Ada", "retail"))},
+		{topic("orders"), ev(change.OpCreate, nil, order(1, 1, "new", "10.00"))},
+		{topic("orders"), ev(change.OpCreate, nil, order(3, 3, "new", "7.00"))},
+		{topic("orders"), ev(change.OpCreate, nil, order(4, 1, "new", "1.00"))},
+		{topic("order_items"), ev(change.OpCreate, nil, item(1, 1, 3, "1.50"))},
+		{topic("order_items"), ev(change.OpCreate, nil, item(2, 1, 1, "4.99"))},
+		{topic("customers"), ev(change.OpCreate, nil, customer(3, "Linus", "retail"))},
+		{topic("customers"), ev(change.OpUpdate, nil, customer(1, "Ada Lovelace", "vip"))},
+		{topic("orders"), ev(change.OpUpdate, nil, order(4, 3, "paid", "1.00"))},
+		{topic("order_items"), ev(change.OpUpdate, nil, item(2, 4, 2, "4.99"))},
+		{topic("orders"), ev(change.OpUpdate, nil, order(4, 1, "paid", "1.00"))}, // back to customer 1
+		{topic("customers"), ev(change.OpUpdate, nil, customer(1, "Ada L.", "vip"))},
+		{topic("orders"), ev(change.OpDelete, change.Row{"id": int64(3)}, nil)},
+		{topic("order_items"), ev(change.OpDelete, change.Row{"id": int64(1)}, nil)},
+	}
+	want := map[string]orders.OrderSummary{
+		"1": {OrderID: 1, CustomerID: 1, CustomerName: "Ada L.", CustomerSegment: "vip", Status: "new", Amount: "10.00", CreatedAt: day, Items: 0, ItemsTotal: "0.00"},
+		"4": {OrderID: 4, CustomerID: 1, CustomerName: "Ada L.", CustomerSegment: "vip", Status: "paid", Amount: "1.00", CreatedAt: day, Items: 1, ItemsTotal: "9.98"},
+	}
+	node := orders.SummaryNode(prefix, schema)
+	var first map[string]*topologies.ModelState
+	for seed := range uint64(50) {
+		m := newMemReadModel(node, seed)
+		for _, s := range steps {
+			m.feed(t, s.topic, s.ev)
+			if m.rng.IntN(3) == 0 {
+				m.drain(t) // sometimes the stages keep up, sometimes they lag
+			}
+		}
+		m.drain(t)
+		if got := m.documents(t); !reflect.DeepEqual(got, want) {
+			t.Fatalf("seed %d: summaries\n%+v\nwant\n%+v", seed, got, want)
+		}
+		// A replay (both groups reset to the beginning, state kept): every
+		// change and every update again, in another order.
+		before, _ := json.Marshal(m.model)
+		for _, u := range m.sent {
+			m.modelQ[u.Key] = append(m.modelQ[u.Key], u.Msg)
+		}
+		for _, s := range steps {
+			m.feed(t, s.topic, s.ev)
+		}
+		m.drain(t)
+		if after, _ := json.Marshal(m.model); string(after) != string(before) {
+			t.Fatalf("seed %d: the replay changed the state\nbefore %s\nafter  %s", seed, before, after)
+		}
+		if first == nil {
+			first = m.model
+			continue
+		}
+		// The documents are the same bytes whatever the order.
+		for k, st := range m.model {
+			if !jsonEqual(st.Document, first[k].Document) {
+				t.Fatalf("seed %d: document %s is %s, with seed 0 %s", seed, k, st.Document, first[k].Document)
+			}
+		}
+	}
+}
+
+func jsonEqual(a, b json.RawMessage) bool { return string(a) == string(b) }
+
+func rat(s string) *big.Rat {
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		panic(s)
+	}
+	return r
+}
+
+func TestReadModelValidation(t *testing.T) {
+	orders3 := topologies.TableOf[orders.Order]("p", "s", "orders")
+	items := topologies.TableOf[orders.OrderItem]("p", "s", "order_items")
+	key := func(o orders.Order) string { return "" }
+	apply := func(*orders.OrderSummary, orders.Order) {}
+	for _, tc := range []struct {
+		name string
+		node *topologies.ReadModelNode
+		want string
+	}{
+		{"no root", topologies.ReadModel[orders.OrderSummary]("m",
+			topologies.Children(items, func(orders.OrderItem) string { return "" }, func(*orders.OrderSummary, []orders.OrderItem) {})), "no Root table"},
+		{"two roots", topologies.ReadModel[orders.OrderSummary]("m", topologies.Root(orders3, key, apply), topologies.Root(orders3, key, apply)), "a read model has one root table"},
+		{"bad name", topologies.ReadModel[orders.OrderSummary]("Summary", topologies.Root(orders3, key, apply)), `name "Summary"`},
+		{"nil apply", topologies.ReadModel[orders.OrderSummary]("m", topologies.Root[orders.OrderSummary](orders3, key, nil)), "root key or apply function is nil"},
+		{"table twice", topologies.ReadModel[orders.OrderSummary]("m", topologies.Root(orders3, key, apply),
+			topologies.Children(topologies.TableOf[orders.OrderItem]("p", "s", "orders"), func(orders.OrderItem) string { return "" }, func(*orders.OrderSummary, []orders.OrderItem) {})), "reads a table twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := topologies.New("t", tc.node).Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	dup := topologies.New("t", topologies.ReadModel[orders.OrderSummary]("m", topologies.Root(orders3, key, apply)), topologies.ReadModel[orders.OrderSummary]("m", topologies.Root(orders3, key, apply)))
+	if err := dup.Validate(); err == nil || !strings.Contains(err.Error(), "two read models named m") {
+		t.Fatalf("two read models of one name: %v", err)
+	}
+	if err := orders.Summaries("p", "s").Validate(); err != nil {
+		t.Fatalf("the example's read model: %v", err)
+	}
+	if got := orders.Summaries("p", "s").String(); !strings.Contains(got, "read model summary (documents as orders.OrderSummary) keyed by p.s.orders (rows as orders.Order)\n    children p.s.order_items (rows as orders.OrderItem)\n    reference p.s.customers (rows as orders.Customer)") {
+		t.Fatalf("String() = %q", got)
+	}
+}
