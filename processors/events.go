@@ -44,7 +44,7 @@ func (p *Processor) eventsCallback(n *topologies.EventsNode, enc *serde.EventEnc
 		}
 		after, err := n.Row(ev.After)
 		if err != nil {
-			gctx.Fail(fmt.Errorf("decode change at %s of %s: %w", ev.Position, ev.TableName(), err))
+			fail(gctx, fmt.Errorf("decode change at %s of %s: %w", ev.Position, ev.TableName(), err))
 		}
 		// The row's previous version: the one kept here, else what the
 		// source sent (a full before image under REPLICA IDENTITY FULL, or a
@@ -52,11 +52,11 @@ func (p *Processor) eventsCallback(n *topologies.EventsNode, enc *serde.EventEnc
 		var before any
 		if prev != nil && prev.Row != nil {
 			if before, err = n.DecodeRow(prev.Row); err != nil {
-				gctx.Fail(fmt.Errorf("decode kept row of %s: %w", ev.TableName(), err))
+				fail(gctx, fmt.Errorf("decode kept row of %s: %w", ev.TableName(), err))
 			}
 		} else if ev.Before != nil {
 			if before, err = n.Row(ev.Before); err != nil {
-				gctx.Fail(fmt.Errorf("decode change at %s of %s: %w", ev.Position, ev.TableName(), err))
+				fail(gctx, fmt.Errorf("decode change at %s of %s: %w", ev.Position, ev.TableName(), err))
 			}
 		}
 		ctx := gctx.Context()
@@ -67,14 +67,14 @@ func (p *Processor) eventsCallback(n *topologies.EventsNode, enc *serde.EventEnc
 			}
 			value, err := enc.Encode(ctx, de)
 			if err != nil {
-				gctx.Fail(fmt.Errorf("encode %s of %s at %s: %w", e.Type, e.AggregateID, ev.Position, err))
+				fail(gctx, fmt.Errorf("encode %s of %s at %s: %w", e.Type, e.AggregateID, ev.Position, err))
 			}
 			gctx.Emit(goka.Stream(n.Output()), e.AggregateID, value)
 		}
 		next := &rowState{Position: ev.Position}
 		if after != nil {
 			if next.Row, err = n.EncodeRow(after); err != nil {
-				gctx.Fail(fmt.Errorf("keep row of %s: %w", ev.TableName(), err))
+				fail(gctx, fmt.Errorf("keep row of %s: %w", ev.TableName(), err))
 			}
 		}
 		gctx.SetValue(next)

@@ -123,7 +123,7 @@ func (p *Processor) readModelRoot(node *topologies.ReadModelNode) goka.ProcessCa
 		}
 		model, _, err := node.RouteRoot(ev)
 		if err != nil {
-			gctx.Fail(fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
+			fail(gctx, fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
 		}
 		gctx.Loopback(model.Key, &model.Msg)
 	}
@@ -138,7 +138,7 @@ func (p *Processor) readModelRootRefs(node *topologies.ReadModelNode) goka.Proce
 		}
 		_, index, err := node.RouteRoot(ev)
 		if err != nil {
-			gctx.Fail(fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
+			fail(gctx, fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
 		}
 		gctx.Loopback(index.Key, &index.Msg)
 	}
@@ -163,7 +163,7 @@ func (p *Processor) readModelRoute(node *topologies.ReadModelNode, topic string)
 			routed, err = node.RouteRef(topic, ev)
 		}
 		if err != nil {
-			gctx.Fail(fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
+			fail(gctx, fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
 		}
 		gctx.Loopback(routed.Key, &routed.Msg)
 	}
@@ -218,7 +218,7 @@ func (p *Processor) readModelApply(node *topologies.ReadModelNode) goka.ProcessC
 		st, _ := gctx.Value().(*topologies.ModelState)
 		next, dup, err := node.Apply(gctx.Key(), st, *m)
 		if err != nil {
-			gctx.Fail(err)
+			fail(gctx, err)
 		}
 		if dup {
 			p.duplicates.Add(1)

@@ -325,16 +325,16 @@ func (p *Processor) metricsCallback(node *topologies.MetricsNode) goka.ProcessCa
 		}
 		samples, err := node.Measure(ev.After)
 		if err != nil {
-			gctx.Fail(fmt.Errorf("measure change at %s of %s: %w", ev.Position, ev.TableName(), err))
+			fail(gctx, fmt.Errorf("measure change at %s of %s: %w", ev.Position, ev.TableName(), err))
 		}
 		ctx := gctx.Context()
 		row, err := p.rowIdentity(ctx, node.Input(), gctx.Key())
 		if err != nil {
-			gctx.Fail(err)
+			fail(gctx, err)
 		}
 		applied, err := p.applyWithRetry(ctx, row, ev.Position, samples)
 		if err != nil {
-			gctx.Fail(err)
+			fail(gctx, err)
 		}
 		if !applied {
 			p.duplicates.Add(1)

@@ -153,3 +153,13 @@ func (c *Config) validateSinks(topo *topologies.Topology) error {
 	}
 	return errors.Join(errs...)
 }
+
+// fail stops the processor with err and leaves the message uncommitted, to
+// be processed again on restart. goka's Fail panics only while the processor
+// runs; once Run's context has ended it records the error and returns, and
+// goka would commit the message when the callback returns, so fail panics
+// with errInterrupted then.
+func fail(gctx goka.Context, err error) {
+	gctx.Fail(err)
+	panic(errInterrupted)
+}
