@@ -211,10 +211,12 @@ func (t *Table[V]) detach() {
 // newView checks Kafka and the topic, then builds the goka view (which
 // connects to Kafka).
 func (t *Table[V]) newView() (*goka.View, error) {
+	// goka's consumer builder sets the ClientID of the config it holds.
+	consumerConfig := *t.cfg.sarama
 	tmb := goka.TopicManagerBuilderWithConfig(t.cfg.sarama, goka.NewTopicManagerConfig())
 	opts := []goka.ViewOption{
 		goka.WithViewStorageBuilder(t.cfg.storage),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(t.cfg.sarama)),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(&consumerConfig)),
 		goka.WithViewTopicManagerBuilder(tmb),
 		goka.WithViewLogger(slog.NewLogLogger(t.cfg.logger.Handler(), slog.LevelInfo)),
 		goka.WithViewAutoReconnect(),
