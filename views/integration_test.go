@@ -18,14 +18,12 @@ import (
 	"github.com/lovoo/goka/storage"
 )
 
-// kafkaConfig is the configuration processors.SaramaConfig returns (views
-// must not import processors).
+// kafkaConfig is the configuration of the test's processors: the views'
+// own (processors.SaramaConfig's, which views must not import), reading a
+// new group's inputs from the start.
 func kafkaConfig() *sarama.Config {
-	sc := goka.DefaultConfig()
-	sc.Version = sarama.V3_6_0_0
-	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	sc := views.SaramaConfig()
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	sc.Producer.RequiredAcks = sarama.WaitForAll
 	return sc
 }
 
@@ -83,16 +81,16 @@ func startReadModels(t *testing.T, brokers []string, run string) *readModels {
 		goka.Persist(views.JSON[summary]{}))
 	customers := goka.DefineGroup(goka.Group(run+"-customers"),
 		goka.Input(customerTopic, views.JSON[int64]{}, func(ctx goka.Context, msg any) {
-			var entry customerOrders
+			var entry CustomerOrders
 			if v := ctx.Value(); v != nil {
-				entry = v.(customerOrders)
+				entry = v.(CustomerOrders)
 			}
 			if id := msg.(int64); !slices.Contains(entry.OrderIDs, id) {
 				entry.OrderIDs = append(entry.OrderIDs, id)
 			}
 			ctx.SetValue(entry)
 		}),
-		goka.Persist(views.JSON[customerOrders]{}))
+		goka.Persist(views.JSON[CustomerOrders]{}))
 	m.summaries, m.customers = goka.GroupTable(summaries.Group()), goka.GroupTable(customers.Group())
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,25 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// customerOrders is a customer index entry: the customer's order ids.
-type customerOrders struct {
-	OrderIDs []int64 `json:"order_ids"`
-}
-
-func (c customerOrders) Keys() []string {
-	keys := make([]string, len(c.OrderIDs))
-	for i, id := range c.OrderIDs {
-		keys[i] = strconv.FormatInt(id, 10)
-	}
-	return keys
-}
-
 // ordersAPI is the server the tests query: order summaries by id, a
 // customer's orders through the customer index, and two broken routes.
 type ordersAPI struct {
 	server    *views.Server
 	summaries *views.Table[summary]
-	customers *views.Table[customerOrders]
+	customers *views.Table[CustomerOrders]
 	log       *syncBuffer
 }
 
@@ -49,7 +35,7 @@ func newOrdersAPI(t *testing.T, brokers []string, summaryTopic, customerTopic st
 	if err != nil {
 		t.Fatal(err)
 	}
-	customers, err := views.NewTable[customerOrders](brokers, goka.Table(customerTopic), opts...)
+	customers, err := views.NewTable[CustomerOrders](brokers, goka.Table(customerTopic), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +48,7 @@ func newOrdersAPI(t *testing.T, brokers []string, summaryTopic, customerTopic st
 		t.Fatal(err)
 	}
 	a.server.Handle("GET /order-summaries/{id}", views.Lookup(summaries, views.PathInt("id")))
-	a.server.Handle("GET /customers/{id}/orders", views.FanOut(customers, views.PathInt("id"), customerOrders.Keys, summaries))
+	a.server.Handle("GET /customers/{id}/orders", views.FanOut(customers, views.PathInt("id"), CustomerOrders.Keys, summaries))
 	a.server.Handle("GET /broken/{id}", views.Query(func(r *http.Request) (summary, error) {
 		return summary{}, errors.New("disk on fire")
 	}))
@@ -70,9 +56,9 @@ func newOrdersAPI(t *testing.T, brokers []string, summaryTopic, customerTopic st
 	return a
 }
 
-// serve runs the API's server on a free port until the test ends, checks
-// that it then returns nil, and returns its base URL.
-func (a *ordersAPI) serve(t *testing.T) string {
+// start runs the API's server on a free port; stop ends its context and
+// returns what Serve returned, failing the test if it takes 15s.
+func (a *ordersAPI) start(t *testing.T) (addr string, stop func() error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -81,13 +67,29 @@ func (a *ordersAPI) serve(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.Serve(ctx, ln) }()
-	t.Cleanup(func() {
+	return ln.Addr().String(), func() error {
 		cancel()
-		if err := <-errc; err != nil {
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(15 * time.Second):
+			t.Fatal("Serve still running 15s after its context ended")
+			return nil
+		}
+	}
+}
+
+// serve runs the API's server until the test ends, checks that it then
+// returns nil, and returns its base URL.
+func (a *ordersAPI) serve(t *testing.T) string {
+	t.Helper()
+	addr, stop := a.start(t)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
 			t.Errorf("Serve after cancel: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + addr
 }
 
 // get returns the status, the Retry-After header and the body of GET url.
@@ -154,8 +156,8 @@ func TestServerRoutes(t *testing.T) {
 	tt.Consume("summaries-table", "2", summary{ID: 2, Customer: 7, Status: "new", Total: "2.50"})
 	tt.Consume("summaries-table", "3", summary{ID: 3, Customer: 8, Status: "new", Total: "1.00"})
 	// Order 9 is in the index but not (yet) a summary.
-	tt.Consume("customers-table", "7", customerOrders{OrderIDs: []int64{2, 9, 1}})
-	tt.Consume("customers-table", "8", customerOrders{})
+	tt.Consume("customers-table", "7", CustomerOrders{OrderIDs: []int64{2, 9, 1}})
+	tt.Consume("customers-table", "8", CustomerOrders{})
 
 	resp, err := http.Get(base + "/order-summaries/1")
 	if err != nil {
@@ -215,31 +217,60 @@ func TestServerRoutes(t *testing.T) {
 
 func TestServeShutsDownWhenItsContextEnds(t *testing.T) {
 	api := newOrdersAPI(t, nil, "summaries-table", "customers-table", views.WithTester(tester.New(t)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- api.server.Serve(ctx, ln) }()
+	entered, release := make(chan struct{}), make(chan struct{})
+	api.server.Handle("GET /slow", views.Query(func(r *http.Request) (string, error) {
+		close(entered)
+		<-release
+		return "answered", nil
+	}))
+	addr, stop := api.start(t)
 	if err := api.server.WaitReady(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Fatalf("Serve = %v, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Serve still running 15s after its context ended")
+
+	// A request in flight when the context ends is answered.
+	type answer struct {
+		status int
+		body   string
+		err    error
 	}
-	if conn, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/slow")
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		answered <- answer{resp.StatusCode, strings.TrimSpace(string(body)), err}
+	}()
+	<-entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Serve returned %v with a request in flight", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if a := <-answered; a.err != nil || a.status != 200 || a.body != `"answered"` {
+		t.Errorf("request in flight at shutdown: %d %s %v, want 200 \"answered\"", a.status, a.body, a.err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Serve = %v, want nil", err)
+	}
+
+	if conn, err := net.Dial("tcp", addr); err == nil {
 		conn.Close()
 		t.Error("the listener still accepts connections")
 	}
 	if api.summaries.Recovered() || api.customers.Recovered() {
 		t.Error("views still recovered after Serve returned")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := api.server.Serve(context.Background(), ln); err == nil || !strings.Contains(err.Error(), "Serve called twice") {
 		t.Errorf("second Serve = %v, want Serve called twice", err)
