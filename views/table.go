@@ -73,8 +73,8 @@ func WithStorage(b storage.Builder) TableOption {
 // WithSaramaConfig sets the Kafka client configuration, e.g. for TLS or SASL.
 // It must read committed records only (processors.SaramaConfig does); the
 // table uses a copy with topic auto-creation turned off, so that a view never
-// creates the table topic its processor owns. The default is the same
-// configuration as processors.SaramaConfig's.
+// creates the table topic its processor owns. The default reads committed
+// records with the Kafka protocol version processors.SaramaConfig sets.
 func WithSaramaConfig(sc *sarama.Config) TableOption {
 	return func(cfg *tableConfig) { cfg.sarama = sc }
 }
@@ -86,8 +86,10 @@ func WithLogger(l *slog.Logger) TableOption {
 }
 
 // WithTester runs the table against goka's in-memory tester
-// (github.com/lovoo/goka/tester) instead of Kafka; brokers are then not
-// needed.
+// (github.com/lovoo/goka/tester) instead of Kafka, keeping its copy in the
+// tester's storage (WithStorage and WithStateDir do not apply); brokers are
+// then not needed. The tester hands a view only records written after it
+// recovered.
 func WithTester(t goka.Tester) TableOption {
 	return func(cfg *tableConfig) { cfg.tester = t }
 }
@@ -319,7 +321,8 @@ func (t *Table[V]) Get(key string) (V, bool, error) {
 // Each calls fn for every key and value in the table, in no particular order
 // across partitions, until fn returns false. It fails with [ErrNotReady]
 // until the table has recovered. The table's state stays open while Each
-// runs, and Run's shutdown waits for it, so fn should not block.
+// runs, and Run's shutdown waits for it: fn should not block, nor call Get or
+// Each of the same table.
 func (t *Table[V]) Each(fn func(key string, value V) bool) error {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
