@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -305,4 +307,58 @@ func TestTableTopicMissing(t *testing.T) {
 	if parts, err := tm.Partitions(string(topic)); err == nil {
 		t.Errorf("the view created %s (%d partitions)", topic, len(parts))
 	}
+}
+
+func TestTableStateDirOverKafka(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	run := fmt.Sprintf("views-it-disk-%d", time.Now().UnixNano())
+	m := startReadModels(t, brokers, run)
+	dir := t.TempDir()
+	m.order(t, summary{ID: 1, Customer: 7, Status: "paid"})
+	m.order(t, summary{ID: 2, Customer: 8, Status: "new"})
+	m.waitWritten(t, m.summaries, 2)
+
+	// runOnce runs a table on dir until it recovered, checks what it holds,
+	// and stops it.
+	runOnce := func(want map[string]summary) {
+		t.Helper()
+		table, err := views.NewTable[summary](brokers, m.summaries, views.WithStateDir(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := startTable(t, table)
+		waitRecovered(t, table)
+		got := map[string]summary{}
+		if err := table.Each(func(key string, v summary) bool {
+			got[key] = v
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		stop()
+		if !maps.Equal(got, want) {
+			t.Errorf("table on disk holds %v, want %v", got, want)
+		}
+	}
+	runOnce(map[string]summary{"1": {ID: 1, Customer: 7, Status: "paid"}, "2": {ID: 2, Customer: 8, Status: "new"}})
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{string(m.summaries) + ".0", string(m.summaries) + ".1", string(m.summaries) + ".2"}; !slices.Equal(names, want) {
+		t.Errorf("state dir holds %v, want one LevelDB per partition %v", names, want)
+	}
+
+	// Written while no table runs: the next one adds it to what it kept.
+	m.order(t, summary{ID: 3, Customer: 7, Status: "new"})
+	m.waitWritten(t, m.summaries, 3)
+	runOnce(map[string]summary{
+		"1": {ID: 1, Customer: 7, Status: "paid"},
+		"2": {ID: 2, Customer: 8, Status: "new"},
+		"3": {ID: 3, Customer: 7, Status: "new"},
+	})
 }

@@ -22,19 +22,26 @@ type view interface {
 	Recovered() bool
 }
 
-// runTable runs table until the test ends, and checks that Run then returns
-// nil.
-func runTable(t *testing.T, table view) {
+// startTable runs table; stop ends its context and checks that Run then
+// returns nil.
+func startTable(t *testing.T, table view) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- table.Run(ctx) }()
-	t.Cleanup(func() {
+	return func() {
+		t.Helper()
 		cancel()
 		if err := <-errc; err != nil {
 			t.Errorf("Run of %s after cancel: %v", table.Topic(), err)
 		}
-	})
+	}
+}
+
+// runTable runs table until the test ends.
+func runTable(t *testing.T, table view) {
+	t.Helper()
+	t.Cleanup(startTable(t, table))
 }
 
 // waitRecovered waits until every view recovered, failing the test after
@@ -151,18 +158,13 @@ func TestTableStopsServingWhenRunEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- table.Run(ctx) }()
+	stop := startTable(t, table)
 	waitRecovered(t, table)
 	tt.Consume("orders-table", "1", summary{ID: 1})
 	if _, ok, err := table.Get("1"); !ok || err != nil {
 		t.Fatalf("Get while running = %v, %v", ok, err)
 	}
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatalf("Run after cancel: %v", err)
-	}
+	stop()
 	if table.Recovered() {
 		t.Error("Recovered after Run returned")
 	}
