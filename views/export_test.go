@@ -1,0 +1,4 @@
+package views
+
+// SaramaConfig is the Kafka configuration tables use by default.
+var SaramaConfig = saramaConfig
