@@ -34,7 +34,10 @@ func ReadModelGroup(group string, node *topologies.ReadModelNode) goka.Group {
 	return goka.Group(group + "-" + node.Name())
 }
 
-func readModelIndexGroup(group string, node *topologies.ReadModelNode) goka.Group {
+// ReadModelIndexGroup returns the goka group of node's index stage, whose
+// table (values decoded by [ReadModelIndexCodec]) lists under
+// node.ReferenceKey which roots reference a row.
+func ReadModelIndexGroup(group string, node *topologies.ReadModelNode) goka.Group {
 	return goka.Group(group + "-" + node.Name() + "-index")
 }
 
@@ -56,11 +59,13 @@ func (ReadModelCodec) Decode(b []byte) (any, error) {
 	return &s, nil
 }
 
-type indexStateCodec struct{}
+// ReadModelIndexCodec is the goka codec of a read model's index table values
+// (*topologies.IndexState).
+type ReadModelIndexCodec struct{}
 
-func (indexStateCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+func (ReadModelIndexCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
 
-func (indexStateCodec) Decode(b []byte) (any, error) {
+func (ReadModelIndexCodec) Decode(b []byte) (any, error) {
 	var s topologies.IndexState
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("decode read model index state: %w", err)
@@ -109,8 +114,8 @@ func (p *Processor) readModelGraphs(group string, node *topologies.ReadModelNode
 	indexEdges = append(indexEdges,
 		goka.Loop(jsonCodec[topologies.IndexMsg]{}, p.readModelIndex(node, updates)),
 		goka.Output(updates, jsonCodec[topologies.ModelMsg]{}),
-		goka.Persist(indexStateCodec{}))
-	return goka.DefineGroup(readModelIndexGroup(group, node), indexEdges...),
+		goka.Persist(ReadModelIndexCodec{}))
+	return goka.DefineGroup(ReadModelIndexGroup(group, node), indexEdges...),
 		goka.DefineGroup(ReadModelGroup(group, node), modelEdges...)
 }
 

@@ -89,6 +89,11 @@ type ModelState struct {
 	Document json.RawMessage `json:"document,omitempty"`
 }
 
+// ReferenceKey is the key under which the index stage keeps the row key of
+// the Reference table topic, with the root keys that reference it
+// (IndexState.Members): a customer's orders, say.
+func (n *ReadModelNode) ReferenceKey(topic, key string) string { return keyRefered + topic + "/" + key }
+
 // Keyed is a message and the key it goes to.
 type Keyed[M any] struct {
 	Key string

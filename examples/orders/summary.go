@@ -81,7 +81,7 @@ func SummaryNode(prefix, schema string) *topologies.ReadModelNode {
 	return topologies.ReadModel[OrderSummary](SummaryModel,
 		topologies.Root(topologies.TableOf[Order](prefix, schema, "orders"), orderKey, applyOrder),
 		topologies.Children(topologies.TableOf[OrderItem](prefix, schema, "order_items"), itemOrder, applyItems),
-		topologies.Reference(topologies.TableOf[Customer](prefix, schema, "customers"), customerKey, orderCustomer, applyCustomer),
+		topologies.Reference(TableOfCustomers(prefix, schema), customerKey, orderCustomer, applyCustomer),
 	)
 }
 

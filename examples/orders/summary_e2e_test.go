@@ -5,7 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/cdcflow/cdcflow/processors"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/cdcflow/cdcflow/views"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -97,8 +102,9 @@ func TestOrderSummaryEndToEnd(t *testing.T) {
 	if st := proc.Stats(); st.Duplicates != 0 {
 		t.Fatalf("stats %+v: duplicates before any redelivery", st)
 	}
-	index := goka.GroupTable(goka.Group(string(processors.ReadModelGroup(group, node)) + "-index"))
+	index := goka.GroupTable(processors.ReadModelIndexGroup(group, node))
 	gotIndex := readTable(ctx, t, c.brokers, index)
+	checkSummaryAPI(ctx, t, c, group, want)
 
 	// Replay: reset both groups to the beginning and run again.
 	stop()
@@ -107,7 +113,7 @@ func TestOrderSummaryEndToEnd(t *testing.T) {
 	}
 	adm := kadm.NewClient(kgoClient(t, c.brokers))
 	defer adm.Close()
-	groups := []string{string(processors.ReadModelGroup(group, node)), string(processors.ReadModelGroup(group, node)) + "-index"}
+	groups := []string{string(processors.ReadModelGroup(group, node)), string(processors.ReadModelIndexGroup(group, node))}
 	deleted, err := adm.DeleteGroups(ctx, groups...)
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +142,73 @@ func TestOrderSummaryEndToEnd(t *testing.T) {
 		t.Fatalf("the replay changed the index:\nbefore %s\nafter  %s", dump(gotIndex), dump(again))
 	}
 	t.Logf("%d summaries equal SQL; replay: %+v, tables unchanged", len(want), proc.Stats())
+}
+
+// checkSummaryAPI serves the summaries over HTTP and checks the answers
+// against want (SQL's).
+func checkSummaryAPI(ctx context.Context, t *testing.T, c *capturedOrders, group string, want map[string]orders.OrderSummary) {
+	t.Helper()
+	srv, err := orders.SummaryAPI(c.brokers, group, c.stem, c.stem, views.ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, ln) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("api server: %v", err)
+		}
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := srv.WaitReady(wctx); err != nil {
+		t.Fatalf("api not ready: %v", err)
+	}
+	base := "http://" + ln.Addr().String()
+	get := func(path string, wantCode int, into any) {
+		t.Helper()
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != wantCode {
+			t.Fatalf("GET %s: %d %s, want %d", path, res.StatusCode, body, wantCode)
+		}
+		if into != nil {
+			if err := json.Unmarshal(body, into); err != nil {
+				t.Fatalf("GET %s: %v in %s", path, err, body)
+			}
+		}
+	}
+	get("/readyz", http.StatusOK, nil)
+	var one orders.OrderSummary
+	get("/order-summaries/1", http.StatusOK, &one)
+	if one.CreatedAt = one.CreatedAt.UTC(); !reflect.DeepEqual(one, want["1"]) {
+		t.Fatalf("GET /order-summaries/1 = %+v, want %+v", one, want["1"])
+	}
+	get("/order-summaries/3", http.StatusNotFound, nil) // deleted
+	get("/order-summaries/x", http.StatusBadRequest, nil)
+	var grace []orders.OrderSummary
+	get("/customers/2/orders", http.StatusOK, &grace)
+	var ids []int64
+	for _, s := range grace {
+		ids = append(ids, s.OrderID)
+		if s.CustomerName != "Grace Hopper" {
+			t.Errorf("customer 2's order %d names %q", s.OrderID, s.CustomerName)
+		}
+	}
+	if slices.Sort(ids); !reflect.DeepEqual(ids, []int64{2, 4}) {
+		t.Fatalf("GET /customers/2/orders: orders %v, want [2 4]", ids)
+	}
+	get("/customers/999/orders", http.StatusNotFound, nil)
 }
 
 // sqlSummaries is the order summary as SQL computes it over the source
