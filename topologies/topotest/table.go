@@ -3,6 +3,8 @@ package topotest
 import (
 	"fmt"
 	"maps"
+	"math/big"
+	"reflect"
 	"strings"
 	"time"
 
@@ -53,8 +55,10 @@ func Key(columns ...string) TableOption {
 // ReplicaIdentityFull gives the table REPLICA IDENTITY FULL: an update
 // carries the row's previous version as Before and a delete the whole row.
 // Without it (REPLICA IDENTITY DEFAULT, PostgreSQL's default) an update
-// carries no Before and a delete only the key columns; the other columns of
-// its Before read as zero values, as Debezium's fallback values do.
+// carries no Before and a delete only the key columns, with Debezium's
+// fallback values in the others: 0, "", false, the epoch, a numeric 0
+// (*big.Rat), empty bytes and arrays, and NULL for other pointer fields
+// (taken for nullable columns).
 func ReplicaIdentityFull() TableOption {
 	return tableOption(func(c *tableConfig) { c.full = true })
 }
@@ -176,6 +180,13 @@ func (r *Rows[T]) send(op change.Op, v T, opts []ChangeOption) (Record, error) {
 		Snapshot: snapshot, Sequence: change.SequenceFor(pos.CommitLSN, pos.CommitLSN), Schema: r.schema, Table: r.name,
 		LSN: pos.CommitLSN,
 	}}
+	if op != change.OpRead {
+		// A streamed change belongs to its transaction; the harness makes
+		// up a transaction id from the commit LSN.
+		xid := int64(pos.CommitLSN)
+		ev.Source.TxID = xid
+		ev.Transaction = &change.Transaction{ID: fmt.Sprintf("%d:%d", xid, uint64(pos.CommitLSN)), TotalOrder: int64(pos.Index), DataCollectionOrder: int64(pos.Index)}
+	}
 	rows := r.h.current[r.table.Topic]
 	id := identity(r.table.Topic, key)
 	switch op {
@@ -189,7 +200,9 @@ func (r *Rows[T]) send(op change.Op, v T, opts []ChangeOption) (Record, error) {
 		}
 		rows[id] = row
 	case change.OpDelete:
-		ev.Before = maps.Clone(key)
+		if ev.Before, err = r.keyOnly(key); err != nil {
+			return Record{}, err
+		}
 		if r.full {
 			ev.Before = row
 			if prev, ok := rows[id]; ok {
@@ -201,6 +214,34 @@ func (r *Rows[T]) send(op change.Op, v T, opts []ChangeOption) (Record, error) {
 	rec := Record{Topic: r.table.Topic, Key: key, Event: ev}
 	r.h.history = append(r.h.history, rec.clone())
 	return rec, r.h.deliver(rec)
+}
+
+// keyOnly returns the before image of a delete under REPLICA IDENTITY
+// DEFAULT: the key columns, and in the other columns the values Debezium
+// writes for a required column the change did not carry (0, "", false, the
+// epoch, empty bytes and arrays, a numeric 0); pointer fields other than
+// *big.Rat are taken for nullable columns, and are NULL.
+func (r *Rows[T]) keyOnly(key change.Row) (change.Row, error) {
+	var v T
+	rv := reflect.ValueOf(&v).Elem()
+	for i := range rv.NumField() {
+		f := rv.Field(i)
+		switch {
+		case !f.CanSet():
+		case f.Type() == reflect.TypeFor[time.Time]():
+			f.Set(reflect.ValueOf(time.Unix(0, 0).UTC()))
+		case f.Type() == reflect.TypeFor[*big.Rat]():
+			f.Set(reflect.ValueOf(new(big.Rat)))
+		case f.Kind() == reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 0, 0))
+		}
+	}
+	before, err := r.table.Row(v)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(before, key)
+	return before, nil
 }
 
 // position returns the position of the next change of kind op: explicit,
