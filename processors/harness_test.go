@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"reflect"
@@ -14,6 +15,8 @@ import (
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/cdcflow/cdcflow/topologies/topotest"
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 	"github.com/redis/go-redis/v9"
@@ -305,6 +308,85 @@ func TestHarnessMetricsAgreeWithRedis(t *testing.T) {
 		t.Errorf("a series without TTL: Redis %v, harness %v", ttl, h.TTL("per_status"))
 	}
 	if got, want := p.Stats(), h.Stats(); got.Changes != want.Changes || got.Duplicates != want.Duplicates {
+		t.Errorf("processor stats %+v, harness %+v", got, want)
+	}
+}
+
+// conformDocument is the document of an order; an order whose status is
+// "lost" has no id, so its change goes to the dead letters.
+func conformDocument(o conformOrder) (string, any) {
+	if o.Status == "lost" {
+		return "", nil
+	}
+	return strconv.FormatInt(o.ID, 10), map[string]any{"id": o.ID, "status": o.Status, "amount": o.Amount.FloatString(2)}
+}
+
+// TestHarnessIndexAgreesWithElasticsearch runs the Index node on goka's
+// tester against the real Elasticsearch: every document, its version and
+// the dead letters end as the harness's.
+func TestHarnessIndexAgreesWithElasticsearch(t *testing.T) {
+	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{testenv.ESURL(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := fmt.Sprintf("topotest-%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		if res, err := (esapi.IndicesDeleteRequest{Index: []string{index}}).Do(context.Background(), es); err == nil {
+			drain(res)
+		}
+	})
+	reg := fakeRegistry(t)
+	enc, dec := serde.NewEncoder(reg, "shop"), serde.NewDecoder(reg)
+	topo := topologies.New("conform-search", topologies.Index(conformOrders, index, conformDocument))
+	tt := tester.New(t)
+	p, err := NewProcessor(topo, Config{Brokers: []string{"tester"}, Decoder: dec, Elasticsearch: es,
+		GokaOptions: []goka.ProcessorOption{goka.WithTester(tt)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := tt.NewQueueTracker(p.cfg.DeadLetterTopic)
+	h := topotest.New(t, topo)
+	conformScript(h, gokaInput(t, p, tt, enc))
+
+	if docs := h.Documents(index); len(docs) != 2 {
+		t.Fatalf("the harness holds %d documents; the script should leave orders 2 and 3", len(docs))
+	}
+	ctx := context.Background()
+	for _, id := range []string{"1", "2", "3"} {
+		res, err := esapi.GetRequest{Index: index, DocumentID: id}.Do(ctx, es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Found   bool            `json:"found"`
+			Version int64           `json:"_version"`
+			Source  json.RawMessage `json:"_source"`
+		}
+		if err := json.Unmarshal([]byte(readAll(res)), &got); err != nil {
+			t.Fatal(err)
+		}
+		want, ok := h.Document(index, id)
+		version, _ := SearchVersion(want.Position)
+		if got.Found != ok || ok && (got.Version != version || string(got.Source) != string(want.Source)) {
+			t.Errorf("document %s: Elasticsearch found=%v v%d %s; harness found=%v v%d %s", id, got.Found, got.Version, got.Source, ok, version, want.Source)
+		}
+	}
+	var deadPositions []string
+	for {
+		headers, _, _, ok := dead.NextRawWithHeaders()
+		if !ok {
+			break
+		}
+		deadPositions = append(deadPositions, string(headers[HeaderPosition]))
+	}
+	var want []string
+	for _, d := range h.DeadLetters() {
+		want = append(want, d.Record.Event.Position.String())
+	}
+	if !reflect.DeepEqual(deadPositions, want) || len(want) == 0 {
+		t.Errorf("dead letters at %v, the harness's at %v", deadPositions, want)
+	}
+	if got, want := p.Stats(), h.Stats(); got != (Stats(want)) {
 		t.Errorf("processor stats %+v, harness %+v", got, want)
 	}
 }

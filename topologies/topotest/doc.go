@@ -47,9 +47,13 @@
 //     whose document cannot be made goes to the dead-letter topic
 //     ([Harness.DeadLetters]) and the node goes on.
 //
-// A test in package processors feeds the same changes to the harness and to
-// the real Events processor (on goka's tester) and to the real Redis
-// metrics sink, and checks that both end the same.
+// Tests in package processors (TestHarness*) hold this mirror to the real
+// thing: they feed one script of changes (snapshot reads, transitions,
+// deletes, redeliveries, older changes, a replay) to the harness and, as
+// Avro records, to the real processors running on goka's tester, with the
+// real Redis and Elasticsearch sinks, and check that events, series,
+// rankings, TTLs, documents, versions, dead letters and counters end the
+// same.
 //
 // # What only the integration tests check
 //
