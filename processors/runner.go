@@ -126,8 +126,9 @@ func (p *Processor) Stats() Stats {
 	return Stats{Changes: p.changes.Load(), Duplicates: p.duplicates.Load(), DeadLetters: p.deadLetters.Load()}
 }
 
-// NewProcessor validates topo and cfg and builds the goka processor. It
-// connects to nothing until Run.
+// NewProcessor validates topo and cfg, before connecting to anything, and
+// builds the goka processor, which looks up the partitions of the input
+// topics in Kafka.
 func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 	cfg.setDefaults()
 	if cfg.DeadLetterTopic == "" {
