@@ -173,8 +173,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// Stats counts what the harness's nodes did, as [processors.Stats] counts
-// it for a processor.
+// Stats counts what the harness's nodes did, as processors.Stats counts it
+// for a processor.
 type Stats struct {
 	// Changes is how many change events the nodes handled.
 	Changes int64

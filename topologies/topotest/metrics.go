@@ -122,7 +122,8 @@ func (m *metricStore) apply(row string, pos change.Position, samples []topologie
 }
 
 // Series returns the buckets of a series and their values (none is zero),
-// ranked or not: what processors.RedisMetrics.Series reads.
+// ranked or not (processors.RedisMetrics reads the first kind with Series,
+// the second with Ranking).
 func (h *Harness) Series(name string) map[string]int64 {
 	out := map[string]int64{}
 	if s := h.metrics.series[name]; s != nil {

@@ -53,7 +53,8 @@ func Key(columns ...string) TableOption {
 }
 
 // ReplicaIdentityFull gives the table REPLICA IDENTITY FULL: an update
-// carries the row's previous version as Before and a delete the whole row.
+// carries the row's previous version as Before (the one last fed; none if
+// the row was never fed) and a delete the whole row.
 // Without it (REPLICA IDENTITY DEFAULT, PostgreSQL's default) an update
 // carries no Before and a delete only the key columns, with Debezium's
 // fallback values in the others: 0, "", false, the epoch, a numeric 0
@@ -133,7 +134,7 @@ func (r *Rows[T]) Insert(row T, opts ...ChangeOption) Record {
 
 // Update feeds an update that leaves the row as row (op u). The key columns
 // name the row; an update that changes them is, as capture sends it, a
-// [Rows.Delete] of the old key and an [Rows.Insert] of the new one.
+// [Rows.Delete] of the old key and a [Rows.Insert] of the new one.
 func (r *Rows[T]) Update(row T, opts ...ChangeOption) Record {
 	r.h.helper.Helper()
 	return r.h.must(r.send(change.OpUpdate, row, opts))
