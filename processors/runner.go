@@ -130,9 +130,10 @@ func (p *Processor) Stats() Stats {
 	return Stats{Changes: p.changes.Load(), Duplicates: p.duplicates.Load(), DeadLetters: p.deadLetters.Load()}
 }
 
-// NewProcessor validates topo and cfg, creates the topics the topology
-// writes (event topics, read models' internal topics) and builds its goka
-// processors, which check that the topics it reads exist: it needs Kafka.
+// NewProcessor validates topo and cfg (before connecting to anything),
+// creates the read models' internal topics and builds the goka processors,
+// which look the input topics up in Kafka: it needs Kafka. Run creates the
+// event topics the topology writes.
 func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 	cfg.setDefaults()
 	if cfg.DeadLetterTopic == "" {
@@ -209,7 +210,9 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 		goka.WithLogger(gokaLogger{cfg.Logger}),
 	}, cfg.GokaOptions...)
 	p.group = group
-	if err := p.ensureOutputs(); err != nil {
+	// A read model's updates topic is an input of its model stage: goka
+	// wants it to exist when the processor is built.
+	if err := p.ensureOutputs(false); err != nil {
 		return nil, err
 	}
 	for _, g := range graphs {
@@ -237,6 +240,9 @@ func SaramaConfig() *sarama.Config {
 // Run runs the processor until ctx ends or it fails. It returns nil when ctx
 // ends.
 func (p *Processor) Run(ctx context.Context) error {
+	if err := p.ensureOutputs(true); err != nil {
+		return err
+	}
 	p.cfg.Logger.Info("processor running", "topology", p.topo.Name)
 	if p.search != nil {
 		if err := p.ensureDeadLetterTopic(); err != nil {
@@ -262,7 +268,8 @@ func (p *Processor) Run(ctx context.Context) error {
 
 // ensureOutputs creates the topics the topology writes (event topics, read
 // models' updates), with as many partitions as the topic they come from.
-func (p *Processor) ensureOutputs() error {
+// events says which: the event topics (true) or the read models' (false).
+func (p *Processor) ensureOutputs(events bool) error {
 	// Event topics are kept forever (retention.ms=-1), for rebuilding
 	// projections; a read model's updates topic, internal, for as long as
 	// the broker keeps streams.
@@ -274,9 +281,11 @@ func (p *Processor) ensureOutputs() error {
 	for _, n := range p.topo.Nodes {
 		switch n := n.(type) {
 		case *topologies.EventsNode:
-			outputs = append(outputs, output{n.Output(), n.Input(), true})
+			if events {
+				outputs = append(outputs, output{n.Output(), n.Input(), true})
+			}
 		case *topologies.ReadModelNode:
-			if len(n.Inputs()) > 1 {
+			if !events && len(n.Inputs()) > 1 {
 				outputs = append(outputs, output{string(readModelUpdates(p.group, n)), n.Input(), false})
 			}
 		}

@@ -90,6 +90,19 @@ func (ee *EventEncoder) schemaFor(ctx context.Context, ev *DomainEvent) (*eventS
 	if s, ok := ee.schemas[ev.Type]; ok {
 		return s, nil
 	}
+	s, err := newEventSchema(ee.topic, ev)
+	if err != nil {
+		return nil, err
+	}
+	if s.id, err = ee.enc.create(ctx, ee.topic+"-"+s.name, s.schema); err != nil {
+		return nil, err
+	}
+	ee.schemas[ev.Type] = s
+	return s, nil
+}
+
+// newEventSchema builds the schema of ev's type on topic, from its Data.
+func newEventSchema(topic string, ev *DomainEvent) (*eventSchema, error) {
 	t := reflect.TypeOf(ev.Data)
 	if t == nil || t.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("event %s: data is %T, want a struct", ev.Type, ev.Data)
@@ -101,7 +114,7 @@ func (ee *EventEncoder) schemaFor(ctx context.Context, ev *DomainEvent) (*eventS
 		map[string]any{"name": "position", "type": "string"},
 		map[string]any{"name": "occurred_at", "type": map[string]any{"type": "long", "logicalType": "timestamp-micros"}},
 	}
-	s := &eventSchema{name: avroName(ee.topic) + "." + avroName(ev.Type)}
+	s := &eventSchema{name: avroName(topic) + "." + avroName(ev.Type)}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
@@ -145,7 +158,7 @@ func (ee *EventEncoder) schemaFor(ctx context.Context, ev *DomainEvent) (*eventS
 		fields = append(fields, field)
 		s.fields = append(s.fields, ef)
 	}
-	b, err := json.Marshal(map[string]any{"type": "record", "name": avroName(ev.Type), "namespace": avroName(ee.topic), "fields": fields})
+	b, err := json.Marshal(map[string]any{"type": "record", "name": avroName(ev.Type), "namespace": avroName(topic), "fields": fields})
 	if err != nil {
 		return nil, err
 	}
@@ -153,10 +166,6 @@ func (ee *EventEncoder) schemaFor(ctx context.Context, ev *DomainEvent) (*eventS
 	if s.codec, err = goavro.NewCodec(s.schema); err != nil {
 		return nil, fmt.Errorf("event %s schema: %w", ev.Type, err)
 	}
-	if s.id, err = ee.enc.create(ctx, ee.topic+"-"+s.name, s.schema); err != nil {
-		return nil, err
-	}
-	ee.schemas[ev.Type] = s
 	return s, nil
 }
 
@@ -166,6 +175,28 @@ func (ee *EventEncoder) Encode(ctx context.Context, ev *DomainEvent) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
+	body, err := s.binary(ev)
+	if err != nil {
+		return nil, err
+	}
+	return AppendWire(nil, s.id, body), nil
+}
+
+// CheckEvent reports whether an [EventEncoder] of topic can encode ev:
+// whether its Data is a flat struct of the supported field types and its
+// values encode. It needs no registry, so that tests can catch an event a
+// processor would fail on before anything runs (package topotest does).
+func CheckEvent(topic string, ev *DomainEvent) error {
+	s, err := newEventSchema(topic, ev)
+	if err != nil {
+		return err
+	}
+	_, err = s.binary(ev)
+	return err
+}
+
+// binary returns ev's Avro binary body under s.
+func (s *eventSchema) binary(ev *DomainEvent) ([]byte, error) {
 	native := map[string]any{
 		"event_id": ev.ID, "event_type": ev.Type, "aggregate_id": ev.AggregateID,
 		"position": ev.Position.String(), "occurred_at": ev.OccurredAt.UTC(),
@@ -209,7 +240,7 @@ func (ee *EventEncoder) Encode(ctx context.Context, ev *DomainEvent) ([]byte, er
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.Type, err)
 	}
-	return AppendWire(nil, s.id, body), nil
+	return body, nil
 }
 
 // ratDigits is the number of decimal digits r needs (at most 30).

@@ -1,6 +1,7 @@
 package topologies
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/big"
@@ -8,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 	"unicode"
 
 	"github.com/cdcflow/cdcflow/change"
@@ -28,8 +28,11 @@ type rowField struct {
 }
 
 var (
-	ratType      = reflect.TypeOf((*big.Rat)(nil))
-	durationType = reflect.TypeOf(time.Duration(0))
+	ratType           = reflect.TypeOf((*big.Rat)(nil))
+	durationType      = reflect.TypeOf(time.Duration(0))
+	microDurationType = reflect.TypeFor[change.MicroDuration]()
+	timeType          = reflect.TypeFor[time.Time]()
+	anyType           = reflect.TypeFor[any]()
 )
 
 func newRowDecoder[T any]() (*rowDecoder[T], error) {
@@ -75,6 +78,81 @@ func (d *rowDecoder[T]) decode(row change.Row) (T, error) {
 	return out, nil
 }
 
+// encode converts v to the Row capture would send for it: the inverse of
+// decode. Every mapped field becomes a column (see [Table.Row] for the
+// values).
+func (d *rowDecoder[T]) encode(v T) (change.Row, error) {
+	rv := reflect.ValueOf(v)
+	row := make(change.Row, len(d.fields))
+	for _, f := range d.fields {
+		x, err := columnValue(rv.Field(f.index))
+		if err != nil {
+			return nil, fmt.Errorf("field %s of %s: %w", rv.Type().Field(f.index).Name, rv.Type(), err)
+		}
+		row[f.column] = x
+	}
+	return row, nil
+}
+
+// columnValue returns v as capture sends a column's value (see change.Row
+// for the Go type of each column type).
+func columnValue(v reflect.Value) (any, error) {
+	t := v.Type()
+	switch {
+	case t == ratType: // numeric: copied, so that the row does not share it
+		if v.IsNil() {
+			return nil, nil
+		}
+		return new(big.Rat).Set(v.Interface().(*big.Rat)), nil
+	case t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface: // NULL or the value
+		if v.IsNil() {
+			return nil, nil
+		}
+		return columnValue(v.Elem())
+	case t == timeType:
+		return v.Interface().(time.Time).UTC(), nil
+	case t == durationType: // time: since midnight
+		return time.Duration(v.Int()), nil
+	case t == microDurationType: // interval
+		return change.MicroDuration(v.Int()), nil
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8: // bytea
+		if v.IsNil() {
+			return nil, nil
+		}
+		return bytes.Clone(v.Bytes()), nil
+	case t.Kind() == reflect.Slice && t.Elem() == anyType: // an array
+		if v.IsNil() {
+			return nil, nil
+		}
+		elems := make([]any, v.Len())
+		for i := range elems {
+			x, err := columnValue(v.Index(i))
+			if err != nil {
+				return nil, fmt.Errorf("element %d: %w", i, err)
+			}
+			elems[i] = x
+		}
+		return elems, nil
+	}
+	switch t.Kind() {
+	case reflect.Int8, reflect.Int16, reflect.Int32: // smallint, integer
+		return int32(v.Int()), nil
+	case reflect.Int, reflect.Int64: // bigint
+		return v.Int(), nil
+	case reflect.Float32:
+		return float32(v.Float()), nil
+	case reflect.Float64:
+		return v.Float(), nil
+	case reflect.Bool:
+		return v.Bool(), nil
+	case reflect.String: // text, enums, json, uuid, ...
+		return v.String(), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return nil, fmt.Errorf("%s: PostgreSQL has no unsigned integers, so no column reads into it; use int64", t)
+	}
+	return nil, fmt.Errorf("%s: no column type reads into it (change.Row lists the Go types columns arrive as); json, jsonb and hstore arrive as a string, arrays as []any", t)
+}
+
 func assign(dst reflect.Value, x any) error {
 	if dst.Kind() == reflect.Pointer && dst.Type() != ratType {
 		p := reflect.New(dst.Type().Elem())
@@ -103,7 +181,7 @@ func assign(dst reflect.Value, x any) error {
 			return fmt.Errorf("cannot assign %T %v to *big.Rat", x, x)
 		}
 		dst.Set(reflect.ValueOf(r))
-	case dst.Type() == durationType && src.Type() == reflect.TypeFor[change.MicroDuration]():
+	case dst.Type() == durationType && src.Type() == microDurationType:
 		us := x.(change.MicroDuration) // an interval: microseconds
 		if us > math.MaxInt64/1000 || us < math.MinInt64/1000 {
 			return fmt.Errorf("interval of %d µs overflows time.Duration (±292 years); use a change.MicroDuration or int64 field", us)

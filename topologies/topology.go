@@ -24,6 +24,24 @@ func TableOf[T any](prefix, schema, table string) Table[T] {
 	return Table[T]{Topic: prefix + "." + schema + "." + table}
 }
 
+// Row returns the [change.Row] capture would send for v: the inverse of how
+// the table's nodes read rows, so that tests can feed typed rows (package
+// topotest does). Each mapped field becomes a column: a nil pointer, slice or
+// interface is NULL, another pointer its value; integers become int32
+// (int8, int16, int32 fields) or int64, a *big.Rat a numeric (a copy), a
+// time.Time its UTC time, a time.Duration a time of day and a
+// change.MicroDuration an interval; floats, bools, strings (and types
+// defined on them), []byte and []any pass as they are. A field of a type no
+// column reads into (a uint, a map, a struct other than time.Time) is an
+// error naming it.
+func (t Table[T]) Row(v T) (change.Row, error) {
+	dec, err := newRowDecoder[T]()
+	if err != nil {
+		return nil, err
+	}
+	return dec.encode(v)
+}
+
 // Change is a change to a row of type T.
 type Change[T any] struct {
 	Op       change.Op

@@ -1,7 +1,6 @@
 package topologies_test
 
 import (
-	"fmt"
 	"math/big"
 	"reflect"
 	"strings"
@@ -113,24 +112,4 @@ func TestValidateReportsEveryMistake(t *testing.T) {
 	if err := topologies.New("ok", topologies.Metrics(table, perDay)).Validate(); err != nil {
 		t.Fatalf("a good topology fails: %v", err)
 	}
-}
-
-func Example() {
-	type Order struct {
-		ID        int64
-		Amount    *big.Rat
-		CreatedAt time.Time
-	}
-	orders := topologies.TableOf[Order]("shop", "public", "orders")
-	topo := topologies.New("order-metrics",
-		topologies.Metrics(orders, func(o Order) []topologies.Sample {
-			return []topologies.Sample{{Series: "orders_per_day", Bucket: o.CreatedAt.Format(time.DateOnly), Value: 1}}
-		}))
-	if err := topo.Validate(); err != nil {
-		fmt.Println(err)
-	}
-	fmt.Print(topo)
-	// Output:
-	// topology order-metrics
-	//   metrics over shop.public.orders (rows as topologies_test.Order)
 }

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/examples/orders"
 	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/cdcflow/cdcflow/topologies/topotest"
 )
 
 func TestCents(t *testing.T) {
@@ -28,67 +28,119 @@ func TestCents(t *testing.T) {
 	}
 }
 
-// TestMetricsTopology unit-tests the topology without Kafka: what one order
-// contributes, on the day it was created (UTC).
+var table = topologies.TableOf[orders.Order]("shop", "public", "orders")
+
+// TestMetricsTopology unit-tests the metrics topology with the topotest
+// harness, without Kafka or Redis: what an order contributes, on the day it
+// was created (UTC), and how the metrics move as it changes.
 func TestMetricsTopology(t *testing.T) {
-	topo := orders.Metrics("shop", "public")
-	if err := topo.Validate(); err != nil {
-		t.Fatal(err)
+	h := topotest.New(t, orders.Metrics("shop", "public"))
+	rows := topotest.Table(h, table)
+	o := orders.Order{ID: 7, CustomerID: 3, Status: "new", Amount: big.NewRat(1999, 100),
+		CreatedAt: time.Date(2026, 11, 21, 23, 30, 0, 0, time.FixedZone("x", -3600))}
+	rows.Insert(o)
+	minute := orders.MinuteSeries(o.CreatedAt)
+	want := map[string]map[string]int64{
+		orders.OrdersPerDay:    {"2026-11-22": 1},
+		orders.RevenuePerDay:   {"2026-11-22": 1999},
+		orders.OrdersPerStatus: {"new": 1},
+		orders.TopCustomers:    {"3": 1999},
+		minute:                 {"30": 1999},
 	}
-	node := topo.Nodes[0].(*topologies.MetricsNode)
-	got, err := node.Measure(change.Row{"id": int64(7), "customer_id": int32(3), "status": "paid",
-		"amount": big.NewRat(1999, 100), "created_at": time.Date(2026, 11, 21, 23, 30, 0, 0, time.FixedZone("x", -3600)).UTC()})
-	if err != nil {
-		t.Fatal(err)
+	if got := h.Metrics(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the insert:\n%v\nwant\n%v", got, want)
 	}
-	want := []topologies.Sample{
-		{Series: orders.OrdersPerDay, Bucket: "2026-11-22", Value: 1},
-		{Series: orders.RevenuePerDay, Bucket: "2026-11-22", Value: 1999},
-		{Series: orders.OrdersPerStatus, Bucket: "paid", Value: 1},
-		{Series: orders.TopCustomers, Bucket: "3", Value: 1999, Ranked: true},
-		{Series: "revenue_cents_per_minute:2026-11-22T00", Bucket: "30", Value: 1999, TTL: 6 * time.Hour},
+	if minute != "revenue_cents_per_minute:2026-11-22T00" || h.TTL(minute) != orders.MinuteSeriesTTL {
+		t.Fatalf("minute series %s with TTL %v", minute, h.TTL(minute))
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
+
+	// A status transition moves the order from one bucket to the other.
+	o.Status = "paid"
+	paid := rows.Update(o)
+	if got := h.Series(orders.OrdersPerStatus); !reflect.DeepEqual(got, map[string]int64{"paid": 1}) {
+		t.Fatalf("%s after new → paid: %v", orders.OrdersPerStatus, got)
+	}
+	// Delivered again, or replayed from the start, it changes nothing.
+	before := h.Metrics()
+	h.Redeliver(paid)
+	h.Replay()
+	if got := h.Metrics(); !reflect.DeepEqual(got, before) {
+		t.Fatalf("a redelivery moved the metrics:\n%v\nwant\n%v", got, before)
+	}
+
+	// A second customer overtakes the first in the ranking.
+	rows.Insert(orders.Order{ID: 8, CustomerID: 5, Status: "new", Amount: big.NewRat(25, 1), CreatedAt: o.CreatedAt})
+	if got, want := h.Ranking(orders.TopCustomers), []topotest.Rank{{Bucket: "5", Value: 2500}, {Bucket: "3", Value: 1999}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("ranking %v, want %v", got, want)
+	}
+
+	// Deleting every order empties every series.
+	rows.Delete(orders.Order{ID: 7})
+	rows.Delete(orders.Order{ID: 8})
+	if got := h.Metrics(); len(got) != 0 {
+		t.Fatalf("after deleting every order: %v", got)
 	}
 }
 
-// TestEventsTopology unit-tests the event derivation without Kafka.
+// TestEventsTopology unit-tests the order events with the topotest harness,
+// without Kafka: each transition of an order's status is one event, derived
+// once however often its change is delivered, even though updates carry no
+// before image (REPLICA IDENTITY DEFAULT).
 func TestEventsTopology(t *testing.T) {
-	topo := orders.Events("shop", "public", "events.Order")
-	if err := topo.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	node := topo.Nodes[0].(*topologies.EventsNode)
-	order := func(status string) orders.Order {
-		return orders.Order{ID: 5, CustomerID: 9, Status: status, Amount: big.NewRat(25, 1)}
-	}
-	for _, tc := range []struct {
-		name          string
-		op            change.Op
-		before, after any
-		want          []string
-	}{
-		{"insert", change.OpCreate, nil, order("new"), []string{"OrderCreated"}},
-		{"snapshot read", change.OpRead, nil, order("paid"), []string{"OrderCreated"}},
-		{"paid", change.OpUpdate, order("new"), order("paid"), []string{"OrderPaid"}},
-		{"shipped", change.OpUpdate, order("paid"), order("shipped"), []string{"OrderShipped"}},
-		{"cancelled", change.OpUpdate, order("new"), order("cancelled"), []string{"OrderCancelled"}},
-		{"amount only", change.OpUpdate, order("new"), order("new"), nil},
-		{"no earlier version", change.OpUpdate, nil, order("paid"), nil},
-		{"delete", change.OpDelete, order("paid"), nil, []string{"OrderDeleted"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var got []string
-			for _, e := range node.Derive(tc.op, tc.before, tc.after, change.Position{CommitLSN: 1}, change.Source{}) {
-				if e.AggregateID != "5" {
-					t.Errorf("%s for aggregate %s", e.Type, e.AggregateID)
-				}
-				got = append(got, e.Type)
+	h := topotest.New(t, orders.Events("shop", "public", "events.Order"))
+	rows := topotest.Table(h, table)
+	o := orders.Order{ID: 5, CustomerID: 9, Status: "new", Amount: big.NewRat(25, 1)}
+	var types []string
+	step := func(name string, rec topotest.Record, want ...string) {
+		t.Helper()
+		var got []string
+		for _, e := range h.Events()[len(types):] {
+			if e.AggregateID != "5" || e.Topic != "events.Order" || e.ID != topologies.EventID(rec.Event.Position, "5", e.Type) {
+				t.Errorf("%s: event %+v", name, e)
 			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("events %v, want %v", got, tc.want)
-			}
-		})
+			got = append(got, e.Type)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: events %v, want %v", name, got, want)
+		}
+		types = append(types, got...)
+	}
+	step("insert", rows.Insert(o), "OrderCreated")
+	o.Status = "paid"
+	paid := rows.Update(o)
+	step("paid", paid, "OrderPaid")
+	h.Redeliver(paid)
+	step("paid, delivered again", paid)
+	o.Amount = big.NewRat(30, 1)
+	step("amount only", rows.Update(o))
+	o.Status = "shipped"
+	step("shipped", rows.Update(o), "OrderShipped")
+	h.Replay()
+	step("replay", paid)
+	step("delete", rows.Delete(orders.Order{ID: 5}), "OrderDeleted")
+
+	if e := h.Events()[1]; !reflect.DeepEqual(e.Data, orders.OrderPaid{OrderID: 5, CustomerID: 9, Amount: big.NewRat(25, 1)}) {
+		t.Fatalf("OrderPaid data %+v", e.Data)
+	}
+	if got := h.Stats(); got.Duplicates != 5 {
+		t.Fatalf("stats %+v: the redelivery and the replay of 4 changes are 5 duplicates", got)
+	}
+}
+
+// TestEventsAfterASnapshot: an order read by a snapshot is created, and its
+// later transitions are events; an update to an order the processor never
+// saw carries no before image, so it is no transition.
+func TestEventsAfterASnapshot(t *testing.T) {
+	h := topotest.New(t, orders.Events("shop", "public", "events.Order"))
+	rows := topotest.Table(h, table)
+	rows.Read(orders.Order{ID: 1, CustomerID: 2, Status: "paid", Amount: big.NewRat(1, 1)})
+	rows.Update(orders.Order{ID: 2, CustomerID: 2, Status: "cancelled", Amount: big.NewRat(1, 1)})
+	rows.Update(orders.Order{ID: 1, CustomerID: 2, Status: "cancelled", Amount: big.NewRat(1, 1)})
+	var got []string
+	for _, e := range h.Events() {
+		got = append(got, e.Type+" "+e.AggregateID)
+	}
+	if want := []string{"OrderCreated 1", "OrderCancelled 1"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/examples/orders"
 	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/cdcflow/cdcflow/topologies/topotest"
 )
 
 // TestSearchTopology unit-tests the search topology without any service:
@@ -38,5 +39,33 @@ func TestSearchTopology(t *testing.T) {
 	// A delete carries the key columns only (REPLICA IDENTITY DEFAULT).
 	if id, _, err := node.Document(change.Row{"id": int64(7)}); err != nil || id != "7" {
 		t.Fatalf("a delete's id = %q, %v", id, err)
+	}
+}
+
+// TestSearchIndexFollowsTheTable runs the search topology in the topotest
+// harness: one document per order, gone with the order, and a change
+// delivered late never overwrites a newer document.
+func TestSearchIndexFollowsTheTable(t *testing.T) {
+	h := topotest.New(t, orders.Search("shop", "public", "orders"))
+	rows := topotest.Table(h, topologies.TableOf[orders.Order]("shop", "public", "orders"))
+	created := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	o := orders.Order{ID: 7, CustomerID: 3, Status: "new", Amount: big.NewRat(2050, 100), CreatedAt: created}
+	first := rows.Insert(o)
+	o.Status = "paid"
+	rows.Update(o)
+	rows.Insert(orders.Order{ID: 8, CustomerID: 4, Status: "new", Amount: big.NewRat(1, 1), CreatedAt: created})
+	h.Redeliver(first) // late: older than the document
+
+	d, ok := h.Document("orders", "7")
+	want := `{"id":7,"customer_id":3,"status":"paid","amount":"20.50","created_at":"2026-11-21T08:00:00Z"}`
+	if !ok || string(d.Source) != want {
+		t.Fatalf("document 7 = %s, %v; want %s", d.Source, ok, want)
+	}
+	rows.Delete(orders.Order{ID: 8})
+	if docs := h.Documents("orders"); len(docs) != 1 || docs[0].ID != "7" {
+		t.Fatalf("documents %+v, want order 7's only", docs)
+	}
+	if s := h.Stats(); s.Duplicates != 1 || s.DeadLetters != 0 {
+		t.Fatalf("stats %+v", s)
 	}
 }

@@ -1,0 +1,72 @@
+// Package topotest unit-tests topologies without Kafka, Redis or
+// Elasticsearch: a [Harness] runs a [topologies.Topology] in memory, in
+// `go test`, in microseconds per change.
+//
+// A test feeds typed changes to the tables the topology reads (insert,
+// update, delete and snapshot read of its row structs, through [Table]),
+// delivers some of them again ([Harness.Redeliver], [Harness.Replay]), and
+// reads what the processor would have written: metric series and rankings
+// ([Harness.Series], [Harness.Ranking]), domain events ([Harness.Events])
+// and search documents ([Harness.Document]).
+//
+//	h := topotest.New(t, orders.Metrics("shop", "public"))
+//	rows := topotest.Table(h, topologies.TableOf[orders.Order]("shop", "public", "orders"))
+//	o := orders.Order{ID: 1, Status: "new", Amount: big.NewRat(10, 1)}
+//	rows.Insert(o)
+//	o.Status = "paid"
+//	paid := rows.Update(o)
+//	h.Redeliver(paid) // changes nothing
+//	// h.Series(orders.OrdersPerStatus) is map[paid:1]
+//
+// # What the harness runs
+//
+// The topology's own functions, through the node methods the processors
+// call: a change's rows are built from the typed values as capture sends
+// them ([topologies.Table.Row]) and read back by the node, so a field that
+// cannot be read fails the test as it would fail the processor. Around them
+// the harness keeps, in memory, the state the processors keep in their
+// sinks, with the same rules:
+//
+//   - Metrics: per row, the position of the last applied change and what
+//     that version of the row contributed; a change at or before it
+//     changes nothing, a later one moves every series by the difference
+//     between the row's new and stored contributions, and a bucket that
+//     falls to zero is removed (the Redis script of processors.RedisMetrics).
+//     Rankings read as ZREVRANGE reads them; TTLs are recorded, never
+//     expire.
+//   - Events: per row, the position of the last change turned into events
+//     and the row as of it (stored through EventsNode.EncodeRow and
+//     DecodeRow). A later change is derived with that row as Before (under
+//     REPLICA IDENTITY DEFAULT the change carries none), a change at or
+//     before it derives nothing; each event gets its deterministic id
+//     ([topologies.EventID]), and must encode with the Avro schema the
+//     processor would register (serde.CheckEvent).
+//   - Search indexes: one document per id, written and deleted with the
+//     change's position as external version, so that a change at or before
+//     the document's version (or its delete's) changes nothing; a change
+//     whose document cannot be made goes to the dead-letter topic
+//     ([Harness.DeadLetters]) and the node goes on.
+//
+// Tests in package processors (TestHarness*) hold this mirror to the real
+// thing: they feed one script of changes (snapshot reads, transitions,
+// deletes, redeliveries, older changes, a replay) to the harness and, as
+// Avro records, to the real processors running on goka's tester, with the
+// real Redis and Elasticsearch sinks, and check that events, series,
+// rankings, TTLs, documents, versions, dead letters and counters end the
+// same.
+//
+// # What only the integration tests check
+//
+// Everything between the row and the sinks: capture's envelopes and their
+// Avro encoding, Kafka delivery and ordering, goka's group tables and
+// rebalances, the Redis script itself and key expiry, Elasticsearch's
+// mappings (a field the mapping refuses), its version bounds
+// (processors.SearchVersion) and its tombstone retention, retries and
+// unreachable services, crashes between a sink write and a commit. The
+// harness delivers each change at once, one at a time, in the order fed.
+//
+// # Node kinds
+//
+// The harness runs Metrics, Events and Index nodes; [New] fails the test for
+// a topology with a node kind it does not run yet.
+package topotest

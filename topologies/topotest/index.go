@@ -1,0 +1,109 @@
+package topotest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/topologies"
+)
+
+// Document is a search index document as an Index node wrote it.
+type Document struct {
+	Index string
+	ID    string
+	// Position is the position of the change that wrote it: its external
+	// version in Elasticsearch.
+	Position change.Position
+	// Value is what the node's document function returned, and Source its
+	// JSON, as Elasticsearch holds it.
+	Value  any
+	Source json.RawMessage
+
+	deleted bool // a tombstone: the version of a delete
+}
+
+// Document returns the document id of index, and whether the index holds
+// it.
+func (h *Harness) Document(index, id string) (Document, bool) {
+	d := h.docs[index][id]
+	if d == nil || d.deleted {
+		return Document{}, false
+	}
+	return *d, true
+}
+
+// Documents returns every document of index, by id.
+func (h *Harness) Documents(index string) []Document {
+	var out []Document
+	for _, id := range sortedKeys(h.docs[index]) {
+		if d := h.docs[index][id]; !d.deleted {
+			out = append(out, *d)
+		}
+	}
+	return out
+}
+
+// indexNode applies changes as the processor's search index sink does: an
+// insert, update or snapshot read writes the row's document, a delete
+// removes it, each with the change's position as external version, so that
+// a change at or before the document's version (or its delete's) changes
+// nothing. A change whose document cannot be made or stored goes to the
+// dead-letter topic, and the node goes on.
+type indexNode struct{ node *topologies.IndexNode }
+
+func (x indexNode) apply(h *Harness, rec Record) error {
+	ev := rec.Event
+	if ev == nil {
+		return nil // a tombstone: the delete before it did the work
+	}
+	h.stats.Changes++
+	applied, err := x.write(h, rec)
+	if err != nil {
+		h.deadLetter(rec, fmt.Errorf("index change of %s into %s: %w", ev.TableName(), x.node.IndexName(), err))
+		return nil
+	}
+	if !applied {
+		h.stats.Duplicates++
+	}
+	return nil
+}
+
+func (x indexNode) write(h *Harness, rec Record) (bool, error) {
+	ev := rec.Event
+	row := ev.After
+	if ev.Op == change.OpDelete {
+		if row = ev.Before; row == nil {
+			row = rec.Key
+		}
+	}
+	id, value, err := x.node.Document(row)
+	if err != nil {
+		return false, fmt.Errorf("document of change at %s: %w", ev.Position, err)
+	}
+	index := x.node.IndexName()
+	docs := h.docs[index]
+	if docs == nil {
+		docs = map[string]*Document{}
+		h.docs[index] = docs
+	}
+	doc := &Document{Index: index, ID: id, Position: ev.Position}
+	if ev.Op == change.OpDelete {
+		doc.deleted = true
+	} else {
+		if doc.Source, err = json.Marshal(value); err != nil {
+			return false, fmt.Errorf("encode document %s: %w", id, err)
+		}
+		if !bytes.HasPrefix(doc.Source, []byte("{")) {
+			return false, errors.New("document " + id + " is not a JSON object; Elasticsearch indexes objects only")
+		}
+		doc.Value = value
+	}
+	if stored := docs[id]; stored != nil && stored.Position.Compare(ev.Position) >= 0 {
+		return false, nil // the index holds this version or a newer one
+	}
+	docs[id] = doc
+	return true, nil
+}
