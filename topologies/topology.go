@@ -139,10 +139,18 @@ func (t *Topology) Validate() error {
 	if len(t.Nodes) == 0 {
 		errs = append(errs, fmt.Errorf("topology %s has no nodes", t.Name))
 	}
-	inputs := map[string]bool{}
+	inputs, projections := map[string]bool{}, map[string]bool{}
 	for _, n := range t.Nodes {
 		if err := n.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("topology %s: %w", t.Name, err))
+		}
+		if p, ok := n.(*ProjectionNode); ok {
+			// A projection is a consumer group of its own, named after it.
+			if projections[p.name] {
+				errs = append(errs, fmt.Errorf("topology %s has two projections named %s", t.Name, p.name))
+			}
+			projections[p.name] = true
+			continue
 		}
 		if inputs[n.Input()] {
 			errs = append(errs, fmt.Errorf("topology %s reads %s twice; one node per input topic", t.Name, n.Input()))
