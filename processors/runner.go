@@ -43,7 +43,8 @@ type Config struct {
 	KeyPrefix string
 	// Group is the Kafka consumer group (goka's group). Default: the
 	// topology's name. Two processors of one topology share the work only if
-	// they share the group.
+	// they share the group. A projection runs as a group of its own,
+	// "<Group>-<projection name>" (see topologies.ProjectionNode.Group).
 	Group string
 	// Replication is the replication factor of the state (group table)
 	// topics goka creates. Default 1; use 3 on a production cluster.
@@ -103,6 +104,8 @@ type Processor struct {
 	metrics *RedisMetrics
 	search  *SearchIndex
 	goka    *goka.Processor
+	// projections run as goka groups of their own (projection.go).
+	projections []*projection
 
 	topicManager goka.TopicManagerBuilder
 
@@ -162,6 +165,8 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 				edges = append(edges, p.deadLetterEdge())
 			}
 			edges = append(edges, goka.Input(goka.Stream(n.Input()), rawEventCodec{codec}, p.indexCallback(n)))
+		case *topologies.ProjectionNode:
+			p.projections = append(p.projections, &projection{node: n}) // see buildProjections
 		default:
 			return nil, fmt.Errorf("topology %s: node kind %T is not supported", topo.Name, n)
 		}
@@ -170,11 +175,6 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 	if group == "" {
 		group = topo.Name
 	}
-	graph := goka.DefineGroup(goka.Group(group), edges...)
-	if err := graph.Validate(); err != nil {
-		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
-	}
-
 	sc := SaramaConfig()
 	tmc := goka.NewTopicManagerConfig()
 	tmc.Table.Replication = cfg.Replication
@@ -192,6 +192,16 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 		goka.WithStorageBuilder(store),
 		goka.WithLogger(gokaLogger{cfg.Logger}),
 	}, cfg.GokaOptions...)
+	if err := p.buildProjections(group, opts); err != nil {
+		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
+	}
+	if len(edges) == 0 {
+		return p, nil // projections only, each a goka group of its own
+	}
+	graph := goka.DefineGroup(goka.Group(group), edges...)
+	if err := graph.Validate(); err != nil {
+		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
+	}
 	proc, err := goka.NewProcessor(cfg.Brokers, graph, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("build processor for topology %s: %w", topo.Name, err)
@@ -202,13 +212,18 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 
 // SaramaConfig is the Kafka client configuration cdcflow's processors use:
 // read_committed (so aborted capture transactions are never seen), change
-// topics read from the beginning by a new group, acks from all replicas.
+// topics read from the beginning by a new group, acks from all replicas,
+// emits in order.
 func SaramaConfig() *sarama.Config {
 	sc := goka.DefaultConfig()
 	sc.Version = sarama.V3_6_0_0
 	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Producer.RequiredAcks = sarama.WaitForAll
+	// One request in flight per broker: a retried batch cannot overtake the
+	// next one, so emits keep their order per partition (an aggregate's
+	// events, a projection's loop).
+	sc.Net.MaxOpenRequests = 1
 	return sc
 }
 
@@ -224,7 +239,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
 		}
 	}
-	err := p.goka.Run(ctx)
+	err := p.runGroups(ctx)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || interrupted(err)) {
 		return nil
 	}
