@@ -59,6 +59,9 @@ func (p *Processor) runGroups(ctx context.Context) error {
 	if len(p.projections) == 0 {
 		return p.goka.Run(ctx)
 	}
+	if err := p.checkEventTopics(); err != nil {
+		return err
+	}
 	if err := p.ensureDeadLetterTopic(); err != nil {
 		return err
 	}
@@ -75,6 +78,26 @@ func (p *Processor) runGroups(ctx context.Context) error {
 		})
 	}
 	return g.Wait()
+}
+
+// checkEventTopics reports a projection whose event topic does not exist:
+// goka would fail on it with less to say.
+func (p *Processor) checkEventTopics() error {
+	tm, err := p.topicManager(p.cfg.Brokers)
+	if err != nil {
+		return fmt.Errorf("connect to Kafka: %w", err)
+	}
+	defer tm.Close()
+	for _, pr := range p.projections {
+		parts, err := tm.Partitions(pr.node.Input())
+		if err == nil && len(parts) == 0 {
+			err = errors.New("no partitions")
+		}
+		if err != nil {
+			return fmt.Errorf("projection %s: event topic %s: %w; the processor of the topology that derives its events creates it when it starts: start that one first", pr.node.Name(), pr.node.Input(), err)
+		}
+	}
+	return nil
 }
 
 // readEvent decodes an event record of n's topic.
