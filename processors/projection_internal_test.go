@@ -37,13 +37,7 @@ type cartsOf map[string]int64
 func spendProjection() *topologies.ProjectionNode {
 	return topologies.Projection("spend", topologies.EventTopicOf("events.Cart", ItemAdded{}, CartEmptied{}),
 		func(e topologies.RecordedEvent) string {
-			switch d := e.Data.(type) {
-			case ItemAdded:
-				return d.Customer
-			case CartEmptied:
-				return d.Customer
-			}
-			return ""
+			return reflect.ValueOf(e.Data).FieldByName("Customer").String()
 		},
 		func(s cartsOf, e topologies.RecordedEvent) cartsOf {
 			s = maps.Clone(s)

@@ -159,14 +159,11 @@ func TestProjectionReadEvent(t *testing.T) {
 			in := meta
 			in.Type = tc.typ
 			got, ok, err := node.ReadEvent(in, tc.fields)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
-				return
+			if (err != nil) != (tc.wantErr != "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
 			if err != nil {
-				t.Fatal(err)
+				return
 			}
 			if ok != tc.wantOK || !reflect.DeepEqual(got.Data, tc.want) {
 				t.Fatalf("ReadEvent = %#v %v, want %#v %v", got.Data, ok, tc.want, tc.wantOK)
