@@ -150,14 +150,39 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 			time.Sleep(250 * time.Millisecond)
 		}
 	}
+	adm, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	// waitCommitted waits until a projection's group has committed every
+	// record of the event topic and its loop topic: goka commits a record
+	// only once what its callback wrote is stored, so the table topic then
+	// holds every write.
+	waitCommitted := func(group string) {
+		t.Helper()
+		loop := group + "-" + orders.CustomerLTVProjection + "-loop" // goka's name for the group's loop topic
+		waitFor(group+" to commit its input", func() bool {
+			ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic, loop)
+			if err != nil {
+				t.Fatal(err)
+			}
+			committed, err := kadm.NewClient(adm).FetchOffsets(ctx, group+"-"+orders.CustomerLTVProjection)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := true
+			ends.Each(func(end kadm.ListedOffset) {
+				if o, ok := committed.Lookup(end.Topic, end.Partition); end.Offset > 0 && (!ok || o.At < end.Offset) {
+					done = false
+				}
+			})
+			return done
+		})
+	}
 	events := start("events", orders.Events(c.stem, c.stem, topic), processors.Config{Encoder: serde.NewEncoder(c.reg, c.stem), Group: c.stem + "-events"})
 	waitFor("the event topic", func() bool {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		details, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+		details, err := kadm.NewClient(adm).ListTopics(ctx, topic)
 		return err == nil && len(details[topic].Partitions) == 4
 	})
 	live := start("live", orders.Projections(topic), processors.Config{Group: c.stem + "-live"})
@@ -216,6 +241,7 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 	records := c.records(ctx, t, topic)
 	n := int64(len(records))
 	waitFor("the projection to count every event", func() bool { return live.Stats().Changes == n })
+	waitCommitted(c.stem + "-live")
 	if st := live.Stats(); st.Duplicates != 0 || st.DeadLetters != 0 {
 		t.Fatalf("live projection stats %+v before any redelivery", st)
 	}
@@ -272,6 +298,7 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 	rebuild := start("rebuild", orders.Projections(topic), processors.Config{Group: c.stem + "-rebuild"})
 	rebuiltTable, _ := processors.ProjectionTable(c.stem+"-rebuild", node)
 	waitFor("the rebuild to count every event", func() bool { return rebuild.Stats().Changes == n })
+	waitCommitted(c.stem + "-rebuild")
 	rebuilt, _ := tableValues(ctx, t, c.brokers, string(rebuiltTable))
 	equal := func(a, b map[string][]byte) bool {
 		return maps.EqualFunc(a, b, func(x, y []byte) bool { return string(x) == string(y) })
@@ -287,6 +314,7 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 	}
 	for name, p := range map[string]*processors.Processor{"live": live, "rebuild": rebuild} {
 		waitFor(name+" to count every event twice", func() bool { return p.Stats().Changes == 2*n })
+		waitCommitted(c.stem + "-" + name)
 		if st := p.Stats(); st.Duplicates != n || st.DeadLetters != 0 {
 			t.Errorf("%s stats %+v: want %d duplicates", name, st, n)
 		}
