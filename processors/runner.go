@@ -114,7 +114,8 @@ type Processor struct {
 
 // Stats counts what a processor did since it was built.
 type Stats struct {
-	// Changes is how many change events its nodes handled.
+	// Changes is how many change events its nodes handled (for a
+	// projection: domain events).
 	Changes int64
 	// Duplicates is how many of them a sink had applied already (redelivered
 	// or replayed changes), and so changed nothing.
