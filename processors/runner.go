@@ -44,7 +44,8 @@ type Config struct {
 	KeyPrefix string
 	// Group is the Kafka consumer group (goka's group). Default: the
 	// topology's name. Two processors of one topology share the work only if
-	// they share the group.
+	// they share the group. A projection runs as a group of its own,
+	// "<Group>-<projection name>" (see topologies.ProjectionNode.Group).
 	Group string
 	// Replication is the replication factor of the state (group table)
 	// topics goka creates. Default 1; use 3 on a production cluster.
@@ -106,6 +107,9 @@ type Processor struct {
 	// gokas are the goka processors of the topology: its group's (when it
 	// has nodes that run there) and its read models'.
 	gokas []*goka.Processor
+	// projections run as goka groups of their own (projection.go), among
+	// gokas.
+	projections []*projection
 
 	topicManager goka.TopicManagerBuilder
 	group        string
@@ -115,7 +119,8 @@ type Processor struct {
 
 // Stats counts what a processor did since it was built.
 type Stats struct {
-	// Changes is how many change events its nodes handled.
+	// Changes is how many change events its nodes handled (for a
+	// projection: domain events).
 	Changes int64
 	// Duplicates is how many of them a sink had applied already (redelivered
 	// or replayed changes), and so changed nothing.
@@ -179,6 +184,8 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 				graphs = append(graphs, index)
 			}
 			graphs = append(graphs, model)
+		case *topologies.ProjectionNode:
+			p.projections = append(p.projections, &projection{node: n}) // see buildProjections
 		default:
 			return nil, fmt.Errorf("topology %s: node kind %T is not supported", topo.Name, n)
 		}
@@ -222,18 +229,29 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 		}
 		p.gokas = append(p.gokas, proc)
 	}
+	if err := p.buildProjections(group, opts); err != nil {
+		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
+	}
+	for _, pr := range p.projections {
+		p.gokas = append(p.gokas, pr.goka)
+	}
 	return p, nil
 }
 
 // SaramaConfig is the Kafka client configuration cdcflow's processors use:
 // read_committed (so aborted capture transactions are never seen), change
-// topics read from the beginning by a new group, acks from all replicas.
+// topics read from the beginning by a new group, acks from all replicas,
+// emits in order.
 func SaramaConfig() *sarama.Config {
 	sc := goka.DefaultConfig()
 	sc.Version = sarama.V3_6_0_0
 	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Producer.RequiredAcks = sarama.WaitForAll
+	// One request in flight per broker: a retried batch cannot overtake the
+	// next one, so emits keep their order per partition (an aggregate's
+	// events, a projection's loop).
+	sc.Net.MaxOpenRequests = 1
 	return sc
 }
 
@@ -244,7 +262,12 @@ func (p *Processor) Run(ctx context.Context) error {
 		return err
 	}
 	p.cfg.Logger.Info("processor running", "topology", p.topo.Name)
-	if p.search != nil {
+	if len(p.projections) > 0 {
+		if err := p.checkEventTopics(); err != nil {
+			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
+		}
+	}
+	if p.search != nil || len(p.projections) > 0 {
 		if err := p.ensureDeadLetterTopic(); err != nil {
 			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
 		}

@@ -40,22 +40,28 @@ func newRowDecoder[T any]() (*rowDecoder[T], error) {
 	if t.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("row type %s is not a struct", t)
 	}
-	d := &rowDecoder[T]{}
+	return &rowDecoder[T]{fields: structFields(t, "cdc")}, nil
+}
+
+// structFields names the exported fields of the struct type t: by their tag
+// key tag, or by their name in snake_case; a tag "-" leaves a field out.
+func structFields(t reflect.Type, tag string) []rowField {
+	var fields []rowField
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
 			continue
 		}
-		col := f.Tag.Get("cdc")
-		if col == "-" {
+		name := f.Tag.Get(tag)
+		if name == "-" {
 			continue
 		}
-		if col == "" {
-			col = snake(f.Name)
+		if name == "" {
+			name = snake(f.Name)
 		}
-		d.fields = append(d.fields, rowField{index: i, column: col})
+		fields = append(fields, rowField{index: i, column: name})
 	}
-	return d, nil
+	return fields
 }
 
 // decode converts row to a T. A column missing from the row leaves its field

@@ -157,7 +157,7 @@ func (t *Topology) Validate() error {
 	if len(t.Nodes) == 0 {
 		errs = append(errs, fmt.Errorf("topology %s has no nodes", t.Name))
 	}
-	inputs, models := map[string]bool{}, map[string]bool{}
+	inputs, models, projections := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, n := range t.Nodes {
 		if err := n.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("topology %s: %w", t.Name, err))
@@ -168,6 +168,14 @@ func (t *Topology) Validate() error {
 			}
 			models[rm.Name()] = true
 			continue // runs in goka groups of its own
+		}
+		if p, ok := n.(*ProjectionNode); ok {
+			// A projection is a consumer group of its own, named after it.
+			if projections[p.name] {
+				errs = append(errs, fmt.Errorf("topology %s has two projections named %s", t.Name, p.name))
+			}
+			projections[p.name] = true
+			continue
 		}
 		if inputs[n.Input()] {
 			errs = append(errs, fmt.Errorf("topology %s reads %s twice; one node per input topic", t.Name, n.Input()))

@@ -29,6 +29,7 @@ type (
 	OrderShipped struct {
 		OrderID    int64
 		CustomerID int64
+		Amount     *big.Rat
 	}
 	// OrderCancelled: the status became cancelled.
 	OrderCancelled struct {
@@ -36,9 +37,19 @@ type (
 		CustomerID int64
 		Amount     *big.Rat
 	}
-	// OrderDeleted: the row was deleted.
+	// OrderAmountChanged: the amount changed, the status did not (a
+	// status transition carries the new amount itself).
+	OrderAmountChanged struct {
+		OrderID    int64
+		CustomerID int64
+		Amount     *big.Rat
+	}
+	// OrderDeleted: the row was deleted; CustomerID and Amount are the
+	// deleted row's.
 	OrderDeleted struct {
-		OrderID int64
+		OrderID    int64
+		CustomerID int64
+		Amount     *big.Rat
 	}
 )
 
@@ -62,22 +73,35 @@ func deriveEvents(c topologies.Change[Order]) []topologies.Event {
 		o := c.After
 		return event(o, OrderCreated{OrderID: o.ID, CustomerID: o.CustomerID, Status: o.Status, Amount: o.Amount, CreatedAt: o.CreatedAt})
 	case change.OpDelete:
-		return event(c.Before, OrderDeleted{OrderID: c.Before.ID})
+		b := c.Before
+		return event(b, OrderDeleted{OrderID: b.ID, CustomerID: b.CustomerID, Amount: b.Amount})
 	case change.OpUpdate:
-		o := c.After
-		if c.Before == nil || c.Before.Status == o.Status {
-			return nil // not a status transition (or no earlier version known)
+		o, b := c.After, c.Before
+		if b == nil {
+			return nil // no earlier version known
 		}
-		switch o.Status {
-		case "paid":
-			return event(o, OrderPaid{OrderID: o.ID, CustomerID: o.CustomerID, Amount: o.Amount})
-		case "shipped":
-			return event(o, OrderShipped{OrderID: o.ID, CustomerID: o.CustomerID})
-		case "cancelled":
-			return event(o, OrderCancelled{OrderID: o.ID, CustomerID: o.CustomerID, Amount: o.Amount})
+		if b.Status != o.Status {
+			switch o.Status {
+			case "paid":
+				return event(o, OrderPaid{OrderID: o.ID, CustomerID: o.CustomerID, Amount: o.Amount})
+			case "shipped":
+				return event(o, OrderShipped{OrderID: o.ID, CustomerID: o.CustomerID, Amount: o.Amount})
+			case "cancelled":
+				return event(o, OrderCancelled{OrderID: o.ID, CustomerID: o.CustomerID, Amount: o.Amount})
+			}
+		}
+		if !sameAmount(b.Amount, o.Amount) {
+			return event(o, OrderAmountChanged{OrderID: o.ID, CustomerID: o.CustomerID, Amount: o.Amount})
 		}
 	}
 	return nil
+}
+
+func sameAmount(a, b *big.Rat) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Cmp(b) == 0
 }
 
 func typeName(data any) string {
@@ -90,6 +114,8 @@ func typeName(data any) string {
 		return "OrderShipped"
 	case OrderCancelled:
 		return "OrderCancelled"
+	case OrderAmountChanged:
+		return "OrderAmountChanged"
 	case OrderDeleted:
 		return "OrderDeleted"
 	}

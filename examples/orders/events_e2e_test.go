@@ -78,7 +78,8 @@ func TestOrderEventsEndToEnd(t *testing.T) {
 	table := stem + ".orders"
 	exec("INSERT INTO "+table+" (id, customer_id, amount, created_at) VALUES (1, 7, 10.00, $1), (2, 8, 20.50, $1)", time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC))
 	exec("UPDATE " + table + " SET status = 'paid' WHERE id = 1")
-	exec("UPDATE " + table + " SET amount = 11.00 WHERE id = 1") // no transition: no event
+	exec("UPDATE " + table + " SET amount = 11.00 WHERE id = 1")                              // no transition: an amount change
+	exec("UPDATE " + table + " SET created_at = created_at + interval '1 hour' WHERE id = 1") // neither: no event
 	exec("UPDATE " + table + " SET status = 'shipped' WHERE id = 1")
 	exec("UPDATE " + table + " SET status = 'cancelled' WHERE id = 2")
 	exec("DELETE FROM " + table + " WHERE id = 2")
@@ -118,16 +119,16 @@ func TestOrderEventsEndToEnd(t *testing.T) {
 		}
 		return out, events
 	}
-	first, events := read(6)
+	first, events := read(7)
 	byAggregate := map[string][]string{}
 	for _, g := range first {
 		byAggregate[g.aggregate] = append(byAggregate[g.aggregate], g.typ)
 	}
 	want := map[string][]string{
-		"1": {"OrderCreated", "OrderPaid", "OrderShipped"},
+		"1": {"OrderCreated", "OrderPaid", "OrderAmountChanged", "OrderShipped"},
 		"2": {"OrderCreated", "OrderCancelled", "OrderDeleted"},
 	}
-	if !reflect.DeepEqual(byAggregate, want) || len(first) != 6 {
+	if !reflect.DeepEqual(byAggregate, want) || len(first) != 7 {
 		t.Fatalf("events %v, want %v", byAggregate, want)
 	}
 	for _, ev := range events {
@@ -138,6 +139,12 @@ func TestOrderEventsEndToEnd(t *testing.T) {
 	for _, g := range first {
 		if g.typ == "OrderPaid" && (g.data["customer_id"] != int64(7) || g.data["amount"] != "10") {
 			t.Errorf("OrderPaid data %v", g.data)
+		}
+		if g.typ == "OrderShipped" && (g.data["customer_id"] != int64(7) || g.data["amount"] != "11") {
+			t.Errorf("OrderShipped data %v", g.data)
+		}
+		if g.typ == "OrderDeleted" && (g.data["customer_id"] != int64(8) || g.data["amount"] != "20.5") {
+			t.Errorf("OrderDeleted data %v: want the deleted row's customer and amount", g.data)
 		}
 	}
 
@@ -150,9 +157,9 @@ func TestOrderEventsEndToEnd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	again, _ := read(6)
-	if len(again) != 6 {
-		t.Fatalf("after redelivery the event topic holds %d events, want the same 6", len(again))
+	again, _ := read(7)
+	if len(again) != 7 {
+		t.Fatalf("after redelivery the event topic holds %d events, want the same 7", len(again))
 	}
 	if st := proc.Stats(); st.Duplicates != changes {
 		t.Errorf("stats %+v: want %d duplicates", st, changes)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/examples/orders"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/cdcflow/cdcflow/topologies/topotest"
@@ -112,7 +113,7 @@ func TestEventsTopology(t *testing.T) {
 	h.Redeliver(paid)
 	step("paid, delivered again", paid)
 	o.Amount = big.NewRat(30, 1)
-	step("amount only", rows.Update(o))
+	step("amount only", rows.Update(o), "OrderAmountChanged")
 	o.Status = "shipped"
 	step("shipped", rows.Update(o), "OrderShipped")
 	h.Replay()
@@ -142,5 +143,62 @@ func TestEventsAfterASnapshot(t *testing.T) {
 	}
 	if want := []string{"OrderCreated 1", "OrderCancelled 1"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+// TestDeriveEvents checks derive itself: which events each change of an
+// order gives, with which data.
+func TestDeriveEvents(t *testing.T) {
+	topo := orders.Events("shop", "public", "events.Order")
+	if err := topo.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	node := topo.Nodes[0].(*topologies.EventsNode)
+	order := func(status string, amount int64) orders.Order {
+		return orders.Order{ID: 5, CustomerID: 9, Status: status, Amount: big.NewRat(amount, 1)}
+	}
+	later := order("new", 25)
+	later.CreatedAt = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name          string
+		op            change.Op
+		before, after any
+		want          []string
+		wantData      any // of the last event, when set
+	}{
+		{"insert", change.OpCreate, nil, order("new", 25), []string{"OrderCreated"}, nil},
+		{"snapshot read", change.OpRead, nil, order("paid", 25), []string{"OrderCreated"}, nil},
+		{"paid", change.OpUpdate, order("new", 25), order("paid", 25), []string{"OrderPaid"}, nil},
+		{"paid with a new amount", change.OpUpdate, order("new", 25), order("paid", 30), []string{"OrderPaid"},
+			orders.OrderPaid{OrderID: 5, CustomerID: 9, Amount: big.NewRat(30, 1)}},
+		{"shipped", change.OpUpdate, order("paid", 25), order("shipped", 25), []string{"OrderShipped"},
+			orders.OrderShipped{OrderID: 5, CustomerID: 9, Amount: big.NewRat(25, 1)}},
+		{"cancelled", change.OpUpdate, order("new", 25), order("cancelled", 25), []string{"OrderCancelled"}, nil},
+		{"amount only", change.OpUpdate, order("paid", 25), order("paid", 40), []string{"OrderAmountChanged"},
+			orders.OrderAmountChanged{OrderID: 5, CustomerID: 9, Amount: big.NewRat(40, 1)}},
+		{"another status, a new amount", change.OpUpdate, order("new", 25), order("on-hold", 40), []string{"OrderAmountChanged"}, nil},
+		{"another status", change.OpUpdate, order("new", 25), order("on-hold", 25), nil, nil},
+		{"neither status nor amount", change.OpUpdate, order("new", 25), later, nil, nil},
+		{"no earlier version", change.OpUpdate, nil, order("paid", 25), nil, nil},
+		{"delete", change.OpDelete, order("paid", 25), nil, []string{"OrderDeleted"},
+			orders.OrderDeleted{OrderID: 5, CustomerID: 9, Amount: big.NewRat(25, 1)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			var data any
+			for _, e := range node.Derive(tc.op, tc.before, tc.after, change.Position{CommitLSN: 1}, change.Source{}) {
+				if e.AggregateID != "5" {
+					t.Errorf("%s for aggregate %s", e.Type, e.AggregateID)
+				}
+				got = append(got, e.Type)
+				data = e.Data
+			}
+			if tc.wantData != nil && !reflect.DeepEqual(data, tc.wantData) {
+				t.Errorf("data %+v, want %+v", data, tc.wantData)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("events %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

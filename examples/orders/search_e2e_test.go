@@ -38,12 +38,20 @@ type capturedOrders struct {
 
 func startCapturedOrders(ctx context.Context, t *testing.T) *capturedOrders {
 	t.Helper()
+	return startCapturedOrdersNamed(ctx, t, "search", 0)
+}
+
+// startCapturedOrdersNamed is startCapturedOrders with a stem starting with
+// name and, when partitions is not 0, a change topic of that many partitions
+// (the broker's default otherwise).
+func startCapturedOrdersNamed(ctx context.Context, t *testing.T, name string, partitions int32) *capturedOrders {
+	t.Helper()
 	dsn, brokers := testenv.PGDSN(t), testenv.KafkaBrokers(t)
 	reg, err := sr.NewClient(sr.URLs(testenv.RegistryURL(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stem := fmt.Sprintf("search_%d_%d", time.Now().Unix(), rand.IntN(1_000_000))
+	stem := fmt.Sprintf("%s_%d_%d", name, time.Now().Unix(), rand.IntN(1_000_000))
 	db, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +69,9 @@ func startCapturedOrders(ctx context.Context, t *testing.T) *capturedOrders {
 		db.Exec(bg, "DROP SCHEMA "+stem+" CASCADE")
 		db.Close(bg)
 	})
+	if partitions != 0 {
+		createTopic(ctx, t, brokers, c.topic, partitions)
+	}
 	cp, err := capture.New(capture.Config{DSN: dsn, Tables: []string{c.table, stem + ".customers", stem + ".order_items"}, Brokers: brokers, TopicPrefix: stem,
 		Slot: stem, Publication: stem, StatusInterval: 200 * time.Millisecond}, serde.NewEncoder(reg, stem))
 	if err != nil {

@@ -81,14 +81,14 @@ func SummaryNode(prefix, schema string) *topologies.ReadModelNode {
 	return topologies.ReadModel[OrderSummary](SummaryModel,
 		topologies.Root(topologies.TableOf[Order](prefix, schema, "orders"), orderKey, applyOrder),
 		topologies.Children(topologies.TableOf[OrderItem](prefix, schema, "order_items"), itemOrder, applyItems),
-		topologies.Reference(TableOfCustomers(prefix, schema), customerKey, orderCustomer, applyCustomer),
+		topologies.Reference(TableOfCustomers(prefix, schema), customerID, orderCustomer, applyCustomer),
 	)
 }
 
-func orderKey(o Order) string       { return strconv.FormatInt(o.ID, 10) }
-func itemOrder(i OrderItem) string  { return strconv.FormatInt(i.OrderID, 10) }
-func customerKey(c Customer) string { return strconv.FormatInt(c.ID, 10) }
-func orderCustomer(o Order) string  { return strconv.FormatInt(o.CustomerID, 10) }
+func orderKey(o Order) string      { return strconv.FormatInt(o.ID, 10) }
+func itemOrder(i OrderItem) string { return strconv.FormatInt(i.OrderID, 10) }
+func customerID(c Customer) string { return strconv.FormatInt(c.ID, 10) }
+func orderCustomer(o Order) string { return strconv.FormatInt(o.CustomerID, 10) }
 func applyCustomer(s *OrderSummary, c Customer) {
 	s.CustomerName, s.CustomerSegment = c.Name, c.Segment
 }
