@@ -3,7 +3,6 @@ package processors
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/cdcflow/cdcflow/change"
@@ -176,20 +175,8 @@ func (p *Processor) readModelRoute(node *topologies.ReadModelNode, topic string)
 
 // keyText names a row by its primary key columns, in name order: id=7.
 func (p *Processor) keyText(gctx goka.Context, topic string) (string, error) {
-	row, err := p.cfg.Decoder.DecodeKey(gctx.Context(), []byte(gctx.Key()))
-	if err != nil {
-		return "", fmt.Errorf("decode key on %s: %w", topic, err)
-	}
-	names := make([]string, 0, len(row))
-	for n := range row {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, n := range names {
-		parts[i] = fmt.Sprintf("%s=%v", n, row[n])
-	}
-	return strings.Join(parts, ","), nil
+	cols, err := p.keyColumns(gctx.Context(), topic, gctx.Key())
+	return strings.Join(cols, ","), err
 }
 
 func (p *Processor) readModelIndex(node *topologies.ReadModelNode, updates goka.Stream) goka.ProcessCallback {

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -377,23 +378,28 @@ func (p *Processor) metricsCallback(node *topologies.MetricsNode) goka.ProcessCa
 }
 
 // rowIdentity names a row independently of the key's schema id: the topic and
-// the key columns in name order.
+// the key columns in name order, topic|id=7.
 func (p *Processor) rowIdentity(ctx context.Context, topic, key string) (string, error) {
+	cols, err := p.keyColumns(ctx, topic, key)
+	if err != nil {
+		return "", err
+	}
+	return topic + "|" + strings.Join(cols, "|"), nil
+}
+
+// keyColumns decodes a change topic's key into its columns as name=value, in
+// name order.
+func (p *Processor) keyColumns(ctx context.Context, topic, key string) ([]string, error) {
 	row, err := p.cfg.Decoder.DecodeKey(ctx, []byte(key))
 	if err != nil {
-		return "", fmt.Errorf("decode key on %s: %w", topic, err)
+		return nil, fmt.Errorf("decode key on %s: %w", topic, err)
 	}
-	names := make([]string, 0, len(row))
-	for n := range row {
-		names = append(names, n)
+	names := slices.Sorted(maps.Keys(row))
+	cols := make([]string, len(names))
+	for i, n := range names {
+		cols[i] = fmt.Sprintf("%s=%v", n, row[n])
 	}
-	sort.Strings(names)
-	var b strings.Builder
-	b.WriteString(topic)
-	for _, n := range names {
-		fmt.Fprintf(&b, "|%s=%v", n, row[n])
-	}
-	return b.String(), nil
+	return cols, nil
 }
 
 func (p *Processor) applyWithRetry(ctx context.Context, row string, pos change.Position, samples []topologies.Sample) (bool, error) {
