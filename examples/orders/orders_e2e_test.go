@@ -108,20 +108,7 @@ func TestOrderMetricsEndToEnd(t *testing.T) {
 	read := func() map[string]map[string]int64 { return redisMetrics(t, ctx, rdb, metrics) }
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for !cond() {
-			select {
-			case err := <-procDone:
-				t.Fatalf("processor stopped: %v", err)
-			case err := <-captureDone:
-				t.Fatalf("capture stopped: %v", err)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitUntil(t, what, 90*time.Second, cond, map[string]<-chan error{"processor": procDone, "capture": captureDone})
 	}
 	waitFor("metrics to equal SQL", func() bool { return reflect.DeepEqual(read(), want) })
 	for series := range want {

@@ -119,7 +119,7 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 	defer cancel()
 	c := startCapturedOrdersNamed(ctx, t, "ltv", 4)
 	topic := "events." + c.stem + ".Order"
-	failed := map[string]chan error{"capture": c.done}
+	failed := map[string]<-chan error{"capture": c.done}
 	start := func(name string, topo *topologies.Topology, cfg processors.Config) *processors.Processor {
 		t.Helper()
 		cfg.Brokers, cfg.Decoder = c.brokers, serde.NewDecoder(c.reg)
@@ -135,20 +135,7 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(120 * time.Second)
-		for !cond() {
-			for name, done := range failed {
-				select {
-				case err := <-done:
-					t.Fatalf("%s stopped: %v", name, err)
-				default:
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(250 * time.Millisecond)
-		}
+		waitUntil(t, what, 120*time.Second, cond, failed)
 	}
 	adm, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
 	if err != nil {

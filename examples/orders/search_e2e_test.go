@@ -88,6 +88,27 @@ func startCapturedOrdersNamed(ctx context.Context, t *testing.T, name string, pa
 	return c
 }
 
+// waitUntil polls cond until it holds, failing the test after timeout, or as
+// soon as one of the running parts stops (running maps a part's name to its
+// Run result).
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool, running map[string]<-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		for name, done := range running {
+			select {
+			case err := <-done:
+				t.Fatalf("%s stopped: %v", name, err)
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func (c *capturedOrders) exec(ctx context.Context, t *testing.T, sql string, args ...any) {
 	t.Helper()
 	if _, err := c.db.Exec(ctx, sql, args...); err != nil {
@@ -210,20 +231,7 @@ func TestOrderSearchEndToEnd(t *testing.T) {
 	go func() { procDone <- proc.Run(ctx) }()
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for !cond() {
-			select {
-			case err := <-procDone:
-				t.Fatalf("processor stopped: %v", err)
-			case err := <-c.done:
-				t.Fatalf("capture stopped: %v", err)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		waitUntil(t, what, 90*time.Second, cond, map[string]<-chan error{"processor": procDone, "capture": c.done})
 	}
 
 	// The workload: inserts, an update of two columns, an update of the

@@ -52,20 +52,7 @@ func TestOrderSummaryEndToEnd(t *testing.T) {
 	proc, stop, done := run()
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(120 * time.Second)
-		for !cond() {
-			select {
-			case err := <-done:
-				t.Fatalf("processor stopped: %v", err)
-			case err := <-c.done:
-				t.Fatalf("capture stopped: %v", err)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
+		waitUntil(t, what, 120*time.Second, cond, map[string]<-chan error{"processor": done, "capture": c.done})
 	}
 
 	// The workload. Line item 10 and customer 3 arrive before the rows that
