@@ -138,18 +138,38 @@ func (s *SearchIndex) Ensure(ctx context.Context, index, mapping string) error {
 // false, and changes nothing, when the index already holds that version or a
 // newer one of the document (or its delete).
 func (s *SearchIndex) Put(ctx context.Context, index, id string, doc any, pos change.Position) (bool, error) {
-	body, err := json.Marshal(doc)
+	version, err := SearchVersion(pos)
 	if err != nil {
-		return false, permanentError{fmt.Errorf("encode document %s: %w", id, err)}
+		return false, err
 	}
-	return s.bulk(ctx, "index", index, id, body, pos)
+	return s.PutVersion(ctx, index, id, doc, version)
 }
 
 // Delete removes document id of index at the version of pos, leaving a
 // tombstone with that version (see [DeleteRetention]). It reports false when
 // the index already holds that version or a newer one.
 func (s *SearchIndex) Delete(ctx context.Context, index, id string, pos change.Position) (bool, error) {
-	return s.bulk(ctx, "delete", index, id, nil, pos)
+	version, err := SearchVersion(pos)
+	if err != nil {
+		return false, err
+	}
+	return s.DeleteVersion(ctx, index, id, version)
+}
+
+// PutVersion is [SearchIndex.Put] at an external version of the caller's
+// (a read model's revision, say).
+func (s *SearchIndex) PutVersion(ctx context.Context, index, id string, doc any, version int64) (bool, error) {
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return false, permanentError{fmt.Errorf("encode document %s: %w", id, err)}
+	}
+	return s.bulk(ctx, "index", index, id, body, version)
+}
+
+// DeleteVersion is [SearchIndex.Delete] at an external version of the
+// caller's.
+func (s *SearchIndex) DeleteVersion(ctx context.Context, index, id string, version int64) (bool, error) {
+	return s.bulk(ctx, "delete", index, id, nil, version)
 }
 
 type bulkResponse struct {
@@ -161,11 +181,7 @@ type bulkResponse struct {
 	} `json:"items"`
 }
 
-func (s *SearchIndex) bulk(ctx context.Context, action, index, id string, doc []byte, pos change.Position) (bool, error) {
-	version, err := SearchVersion(pos)
-	if err != nil {
-		return false, err
-	}
+func (s *SearchIndex) bulk(ctx context.Context, action, index, id string, doc []byte, version int64) (bool, error) {
 	meta, _ := json.Marshal(map[string]any{action: map[string]any{
 		"_index": index, "_id": id, "version": version, "version_type": "external",
 	}})

@@ -179,6 +179,13 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 				edges = append(edges, p.deadLetterEdge())
 			}
 			edges = append(edges, goka.Input(goka.Stream(n.Input()), rawEventCodec{codec}, p.indexCallback(n)))
+		case *topologies.ReadModelIndexNode:
+			if p.search == nil {
+				p.search = NewSearchIndex(cfg.Elasticsearch)
+				edges = append(edges, p.deadLetterEdge())
+			}
+			table := goka.GroupTable(ReadModelGroup(group, n.ReadModel()))
+			edges = append(edges, goka.Input(goka.Stream(table), rawModelStateCodec{}, p.readModelSearchCallback(n)))
 		case *topologies.ReadModelNode:
 			index, model := p.readModelGraphs(group, n)
 			if index != nil {
@@ -192,7 +199,9 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 		}
 	}
 	if len(edges) > 0 {
-		graphs = append([]*goka.GroupGraph{goka.DefineGroup(goka.Group(group), edges...)}, graphs...)
+		// Last: it may read a read model's table, which the read model's
+		// goka processor creates when it is built.
+		graphs = append(graphs, goka.DefineGroup(goka.Group(group), edges...))
 	}
 	for _, g := range graphs {
 		if err := g.Validate(); err != nil {

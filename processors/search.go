@@ -73,7 +73,7 @@ func (p *Processor) indexWithRetry(ctx context.Context, node *topologies.IndexNo
 	if err != nil {
 		return false, permanentError{fmt.Errorf("document of change at %s: %w", ev.Position, err)}
 	}
-	apply := func() (bool, error) {
+	return p.searchWithRetry(ctx, node.IndexName(), id, func() (bool, error) {
 		if err := p.search.Ensure(ctx, node.IndexName(), node.Mapping()); err != nil {
 			return false, err
 		}
@@ -81,7 +81,12 @@ func (p *Processor) indexWithRetry(ctx context.Context, node *topologies.IndexNo
 			return p.search.Delete(ctx, node.IndexName(), id, ev.Position)
 		}
 		return p.search.Put(ctx, node.IndexName(), id, doc, ev.Position)
-	}
+	})
+}
+
+// searchWithRetry runs apply, a write of document id to index, until it
+// succeeds, fails for good, or keeps failing for Config.RetryTimeout.
+func (p *Processor) searchWithRetry(ctx context.Context, index, id string, apply func() (bool, error)) (bool, error) {
 	deadline := time.Now().Add(p.cfg.RetryTimeout)
 	backoff := 100 * time.Millisecond
 	for {
@@ -92,7 +97,7 @@ func (p *Processor) indexWithRetry(ctx context.Context, node *topologies.IndexNo
 		if time.Now().Add(backoff).After(deadline) {
 			return false, fmt.Errorf("gave up after %s: %w", p.cfg.RetryTimeout, err)
 		}
-		p.cfg.Logger.Warn("elasticsearch write failed; retrying", "index", node.IndexName(), "id", id, "err", err, "backoff", backoff)
+		p.cfg.Logger.Warn("elasticsearch write failed; retrying", "index", index, "id", id, "err", err, "backoff", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -140,7 +145,7 @@ func (c *Config) validateSinks(topo *topologies.Topology) error {
 		switch n.(type) {
 		case *topologies.MetricsNode:
 			needRedis = true
-		case *topologies.IndexNode:
+		case *topologies.IndexNode, *topologies.ReadModelIndexNode:
 			needES = true
 		}
 	}

@@ -133,3 +133,106 @@ func (n *IndexNode) Document(row change.Row) (id string, doc any, err error) {
 	}
 	return id, doc, nil
 }
+
+// ReadModelIndexNode keeps a search index in sync with a read model: one
+// document per document of the read model, under the read model's key. Build
+// it with [IndexReadModel].
+type ReadModelIndexNode struct {
+	model    *ReadModelNode
+	index    string
+	mapping  string
+	document func(json.RawMessage) (any, error)
+	errs     []error
+}
+
+// IndexReadModel declares a search index named index over the documents of
+// the read model model, which must be a node of the same topology: each
+// document of the read model becomes a search document with the read
+// model's key as id (an order summary, with its customer's name, under the
+// order id), and a read model document that disappears (its root row
+// deleted) removes it. document makes the search document from the read
+// model's; nil indexes the read model's document as it is.
+//
+// The processor reads the read model's group table, and versions each
+// search document by the read model's [ModelState.Revision], so that a
+// replay or a redelivery never brings an older document back.
+func IndexReadModel[V any](model *ReadModelNode, index string, document func(V) any, opts ...IndexOption) *ReadModelIndexNode {
+	opt := &IndexNode{}
+	for _, o := range opts {
+		o.applyIndex(opt)
+	}
+	n := &ReadModelIndexNode{model: model, index: index, mapping: opt.mapping}
+	if err := checkIndexName(index); err != nil {
+		n.errs = append(n.errs, err)
+	}
+	if n.mapping != "" {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(n.mapping), &m); err != nil {
+			n.errs = append(n.errs, fmt.Errorf("mapping is not a JSON object: %w", err))
+		}
+	}
+	switch {
+	case model == nil:
+		n.errs = append(n.errs, errors.New("the read model is nil"))
+	case model.docType != typeName[V]():
+		n.errs = append(n.errs, fmt.Errorf("read model %s keeps documents of type %s, not %s", model.name, model.docType, typeName[V]()))
+	}
+	if len(n.errs) > 0 {
+		return n
+	}
+	n.document = func(raw json.RawMessage) (any, error) {
+		var v V
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("decode read model %s document: %w", model.name, err)
+		}
+		if document == nil {
+			return v, nil
+		}
+		return document(v), nil
+	}
+	return n
+}
+
+// Input returns "" : the node reads the read model's group table, whose
+// topic depends on the consumer group the topology runs as (see
+// processors.ReadModelGroup).
+func (n *ReadModelIndexNode) Input() string { return "" }
+
+// ReadModel returns the read model the index follows.
+func (n *ReadModelIndexNode) ReadModel() *ReadModelNode { return n.model }
+
+// IndexName returns the name of the search index.
+func (n *ReadModelIndexNode) IndexName() string { return n.index }
+
+// Mapping returns the mapping given with [WithMapping], or "".
+func (n *ReadModelIndexNode) Mapping() string { return n.mapping }
+
+func (n *ReadModelIndexNode) describe() string {
+	name := "<nil>"
+	if n.model != nil {
+		name = n.model.name
+	}
+	return fmt.Sprintf("search index %s over read model %s", n.index, name)
+}
+
+func (n *ReadModelIndexNode) validate() error {
+	if len(n.errs) > 0 {
+		return fmt.Errorf("%s: %w", n.describe(), errors.Join(n.errs...))
+	}
+	return nil
+}
+
+// Document returns the search document of a read model state, a value of
+// the read model's group table: ok is false when the read model holds no
+// document (the root row is deleted, or not there yet), and the search
+// document is to be deleted.
+func (n *ReadModelIndexNode) Document(st *ModelState) (doc any, ok bool, err error) {
+	if n.document == nil {
+		return nil, false, n.validate()
+	}
+	if st == nil || st.Document == nil {
+		return nil, false, nil
+	}
+	doc, err = n.document(st.Document)
+	return doc, err == nil, err
+}

@@ -80,10 +80,16 @@ type ModelState struct {
 	Root     *Kept                       `json:"root,omitempty"`
 	Children map[string]map[string]*Kept `json:"children,omitempty"` // topic → child key → row
 	Refs     map[string]map[string]*Kept `json:"refs,omitempty"`     // topic → referenced key → row
-	// Version is the latest position of the rows the document is made of:
-	// it grows with every change to the document (an external version for
-	// a search index, say).
+	// Version is the latest position of the rows the document is made of.
+	// It does not grow when a change brings an older row (an order joins a
+	// customer whose row last changed long ago): use Revision to version
+	// the document.
 	Version change.Position `json:"version"`
+	// Revision counts the changes applied to the document's rows: it grows
+	// by one with every change that is not a duplicate, so it orders the
+	// states of one key (an external version for a search index). Replayed
+	// and redelivered changes are duplicates and leave it as it is.
+	Revision int64 `json:"revision"`
 	// Document is the document as JSON, absent while the root row is not
 	// there (never created, or deleted).
 	Document json.RawMessage `json:"document,omitempty"`
@@ -264,7 +270,7 @@ func (n *ReadModelNode) Apply(key string, st *ModelState, msg ModelMsg) (next *M
 	if st == nil {
 		st = &ModelState{}
 	}
-	next = &ModelState{Root: st.Root, Children: cloneKept(st.Children), Refs: cloneKept(st.Refs), Version: st.Version}
+	next = &ModelState{Root: st.Root, Children: cloneKept(st.Children), Refs: cloneKept(st.Refs), Version: st.Version, Revision: st.Revision + 1}
 	kept := &Kept{Position: msg.Position, Row: msg.Row}
 	switch msg.Kind {
 	case kindRoot:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -158,6 +159,7 @@ func (t *Topology) Validate() error {
 		errs = append(errs, fmt.Errorf("topology %s has no nodes", t.Name))
 	}
 	inputs, models, projections := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	indexed := map[*ReadModelNode]bool{}
 	for _, n := range t.Nodes {
 		if err := n.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("topology %s: %w", t.Name, err))
@@ -168,6 +170,18 @@ func (t *Topology) Validate() error {
 			}
 			models[rm.Name()] = true
 			continue // runs in goka groups of its own
+		}
+		if x, ok := n.(*ReadModelIndexNode); ok {
+			// Reads the read model's table, which only a read model of
+			// this topology fills.
+			if x.model != nil && !slices.Contains(t.Nodes, Node(x.model)) {
+				errs = append(errs, fmt.Errorf("topology %s: %s: the read model is not a node of the topology; add it", t.Name, x.describe()))
+			}
+			if x.model != nil && indexed[x.model] {
+				errs = append(errs, fmt.Errorf("topology %s indexes read model %s twice; one search index per read model", t.Name, x.model.name))
+			}
+			indexed[x.model] = true
+			continue
 		}
 		if p, ok := n.(*ProjectionNode); ok {
 			// A projection is a consumer group of its own, named after it.

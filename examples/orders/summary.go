@@ -69,11 +69,29 @@ const (
 	SummaryModel    = "summary"
 )
 
+// SummaryMapping is the mapping of the order summaries search index: the
+// customer's name is full-text searchable, and sortable by its keyword.
+const SummaryMapping = `{"properties": {
+	"order_id":         {"type": "long"},
+	"customer_id":      {"type": "long"},
+	"customer_name":    {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
+	"customer_segment": {"type": "keyword"},
+	"status":           {"type": "keyword"},
+	"amount":           {"type": "keyword"},
+	"created_at":       {"type": "date"},
+	"items":            {"type": "integer"},
+	"items_total":      {"type": "keyword"}
+}}`
+
 // Summaries declares the order summary read model over the tables orders,
-// customers and order_items of schema, captured under topic prefix prefix:
-// one summary per order, keyed by the order id in decimal.
-func Summaries(prefix, schema string) *topologies.Topology {
-	return topologies.New(SummaryTopology, SummaryNode(prefix, schema))
+// customers and order_items of schema, captured under topic prefix prefix
+// (one summary per order, keyed by the order id in decimal), and the
+// Elasticsearch index index of the summaries: the orders with their
+// customer's name and their status, searchable.
+func Summaries(prefix, schema, index string) *topologies.Topology {
+	node := SummaryNode(prefix, schema)
+	return topologies.New(SummaryTopology, node,
+		topologies.IndexReadModel[OrderSummary](node, index, nil, topologies.WithMapping(SummaryMapping)))
 }
 
 // SummaryNode is the read model [Summaries] runs, for reading it back.

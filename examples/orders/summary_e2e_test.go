@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/examples/orders"
+	"github.com/cdcflow/cdcflow/internal/testenv"
 	"github.com/cdcflow/cdcflow/processors"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/cdcflow/cdcflow/views"
+	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -37,9 +39,13 @@ func TestOrderSummaryEndToEnd(t *testing.T) {
 	c := startCapturedOrders(ctx, t)
 	group := c.stem + "-summaries"
 	node := orders.SummaryNode(c.stem, c.stem)
+	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{testenv.ESURL(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	run := func() (*processors.Processor, context.CancelFunc, chan error) {
-		proc, err := processors.NewProcessor(orders.Summaries(c.stem, c.stem), processors.Config{
-			Brokers: c.brokers, Decoder: serde.NewDecoder(c.reg), Group: group,
+		proc, err := processors.NewProcessor(orders.Summaries(c.stem, c.stem, c.stem+"-summaries"), processors.Config{
+			Brokers: c.brokers, Decoder: serde.NewDecoder(c.reg), Group: group, Elasticsearch: es,
 		})
 		if err != nil {
 			t.Fatal(err)

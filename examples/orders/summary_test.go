@@ -264,10 +264,99 @@ func TestReadModelValidation(t *testing.T) {
 	if err := dup.Validate(); err == nil || !strings.Contains(err.Error(), "two read models named m") {
 		t.Fatalf("two read models of one name: %v", err)
 	}
-	if err := orders.Summaries("p", "s").Validate(); err != nil {
+	if err := orders.Summaries("p", "s", "summaries").Validate(); err != nil {
 		t.Fatalf("the example's read model: %v", err)
 	}
-	if got := orders.Summaries("p", "s").String(); !strings.Contains(got, "read model summary (documents as orders.OrderSummary) keyed by p.s.orders (rows as orders.Order)\n    children p.s.order_items (rows as orders.OrderItem)\n    reference p.s.customers (rows as orders.Customer)") {
+	if got := orders.Summaries("p", "s", "summaries").String(); !strings.Contains(got, "read model summary (documents as orders.OrderSummary) keyed by p.s.orders (rows as orders.Order)\n    children p.s.order_items (rows as orders.OrderItem)\n    reference p.s.customers (rows as orders.Customer)\n  search index summaries over read model summary\n") {
 		t.Fatalf("String() = %q", got)
+	}
+
+	// A search index over a read model must agree with it, and be in its
+	// topology.
+	model := topologies.ReadModel[orders.OrderSummary]("m", topologies.Root(orders3, key, apply))
+	for _, tc := range []struct {
+		name string
+		topo *topologies.Topology
+		want string
+	}{
+		{"wrong document type", topologies.New("t", model, topologies.IndexReadModel[orders.Order](model, "i", nil)),
+			"read model m keeps documents of type orders.OrderSummary, not orders.Order"},
+		{"read model elsewhere", topologies.New("t", topologies.IndexReadModel[orders.OrderSummary](model, "i", nil)),
+			"search index i over read model m: the read model is not a node of the topology; add it"},
+		{"indexed twice", topologies.New("t", model, topologies.IndexReadModel[orders.OrderSummary](model, "i", nil), topologies.IndexReadModel[orders.OrderSummary](model, "j", nil)),
+			"indexes read model m twice"},
+		{"bad index name", topologies.New("t", model, topologies.IndexReadModel[orders.OrderSummary](model, "Summaries", nil)),
+			`index name "Summaries": use lower case only`},
+		{"nil read model", topologies.New("t", topologies.IndexReadModel[orders.OrderSummary](nil, "i", nil)),
+			"the read model is nil"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.topo.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSummarySearchDocuments checks what the search index over the read
+// model writes: the summary as the read model keeps it while the order
+// exists, a delete once it is gone or before it came, and nothing it could
+// mistake for newer when a state is read again.
+func TestSummarySearchDocuments(t *testing.T) {
+	topo := orders.Summaries("p", "s", "summaries")
+	model := topo.Nodes[0].(*topologies.ReadModelNode)
+	search := topo.Nodes[1].(*topologies.ReadModelIndexNode)
+	if search.ReadModel() != model || search.IndexName() != "summaries" || !strings.Contains(search.Mapping(), `"customer_name"`) {
+		t.Fatalf("search node %s over %v", search.IndexName(), search.ReadModel())
+	}
+	pos := func(i uint32) change.Position { return change.Position{CommitLSN: 100, Index: i} }
+	item, err := json.Marshal(orders.OrderItem{ID: 1, OrderID: 7, Product: "pen", Quantity: 2, UnitPrice: rat("1.50")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := json.Marshal(orders.Order{ID: 7, CustomerID: 3, Status: "paid", Amount: rat("3.00")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st *topologies.ModelState
+	apply := func(msg topologies.ModelMsg) {
+		t.Helper()
+		next, dup, err := model.Apply("7", st, msg)
+		if err != nil || dup {
+			t.Fatalf("apply %+v: dup %v, %v", msg, dup, err)
+		}
+		st = next
+	}
+	// A line item before its order: a state without a document.
+	apply(topologies.ModelMsg{Kind: "child", Topic: "p.s.order_items", Key: "id=1", Position: pos(1), Row: item})
+	if _, ok, err := search.Document(st); ok || err != nil {
+		t.Fatalf("a document before the order: %v %v", ok, err)
+	}
+	apply(topologies.ModelMsg{Kind: "root", Position: pos(2), Row: order})
+	doc, ok, err := search.Document(st)
+	if !ok || err != nil {
+		t.Fatalf("no document for the order: %v", err)
+	}
+	if s := doc.(orders.OrderSummary); s.OrderID != 7 || s.Status != "paid" || s.Items != 1 || s.ItemsTotal != "3.00" {
+		t.Fatalf("document %+v", s)
+	}
+	// An older customer row joining still makes a newer revision.
+	before := st.Revision
+	apply(topologies.ModelMsg{Kind: "ref", Topic: "p.s.customers", Key: "3", Position: change.Position{CommitLSN: 50},
+		Row: json.RawMessage(`{"ID":3,"Name":"Ada","Segment":"vip"}`)})
+	if st.Revision != before+1 || st.Version != pos(2) {
+		t.Fatalf("revision %d (was %d), version %s", st.Revision, before, st.Version)
+	}
+	doc, _, _ = search.Document(st)
+	if s := doc.(orders.OrderSummary); s.CustomerName != "Ada" {
+		t.Fatalf("document %+v lacks the customer", s)
+	}
+	// A duplicate leaves the revision alone.
+	if next, dup, _ := model.Apply("7", st, topologies.ModelMsg{Kind: "root", Position: pos(2), Row: order}); !dup || next.Revision != st.Revision {
+		t.Fatalf("duplicate: dup %v, revision %d", dup, next.Revision)
+	}
+	apply(topologies.ModelMsg{Kind: "root", Position: pos(3)})
+	if _, ok, err := search.Document(st); ok || err != nil {
+		t.Fatalf("a document after the delete: %v %v", ok, err)
 	}
 }
