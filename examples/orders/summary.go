@@ -87,9 +87,13 @@ const SummaryMapping = `{"properties": {
 // customers and order_items of schema, captured under topic prefix prefix
 // (one summary per order, keyed by the order id in decimal), and the
 // Elasticsearch index index of the summaries: the orders with their
-// customer's name and their status, searchable.
+// customer's name and their status, searchable. An empty index keeps the
+// read model alone.
 func Summaries(prefix, schema, index string) *topologies.Topology {
 	node := SummaryNode(prefix, schema)
+	if index == "" {
+		return topologies.New(SummaryTopology, node)
+	}
 	return topologies.New(SummaryTopology, node,
 		topologies.IndexReadModel[OrderSummary](node, index, nil, topologies.WithMapping(SummaryMapping)))
 }
