@@ -31,7 +31,7 @@
 //
 // # Nodes
 //
-// A [Topology] is a name and a list of nodes, each reading one table:
+// A [Topology] is a name and a list of nodes:
 //
 //   - [Metrics] keeps metrics over a table's current rows: a function
 //     tells what one row contributes ([Sample]: a value for a bucket of a
@@ -47,8 +47,19 @@
 //   - [Index] keeps a search index with one document per row, written on
 //     insert and update, deleted on delete. The processor keeps it in
 //     Elasticsearch.
+//   - [ReadModel] keeps one document per row of a [Root] table, joined with
+//     the rows of [Children] tables that point at it and of [Reference]
+//     tables it points at (an order with its line items and its customer),
+//     in goka group tables; a change to a referenced row reaches every
+//     document that references it.
+//   - [IndexReadModel] keeps a search index of a read model's documents,
+//     versioned by their [ModelState.Revision].
+//   - [Projection] folds the events of a domain-event topic ([EventTopicOf])
+//     into a state per key, and can be rebuilt from the topic alone.
 //
-// A topology reads each topic with one node. Its name names the processor's
+// A topology reads each change topic with at most one Metrics, Events or
+// Index node (read models and projections run as consumer groups of their
+// own). Its name names the processor's
 // state (the Redis keys of its metrics, say) and, unless configured
 // otherwise, its consumer group: renaming a topology starts it afresh.
 //

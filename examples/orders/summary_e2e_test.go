@@ -14,128 +14,13 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/examples/orders"
-	"github.com/cdcflow/cdcflow/internal/testenv"
 	"github.com/cdcflow/cdcflow/processors"
-	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/cdcflow/cdcflow/views"
-	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// TestOrderSummaryEndToEnd runs the order summary read model on real capture
-// output: the summaries equal the SQL join of orders, customers and line
-// items after a workload of inserts, status and amount changes, a customer
-// rename, an order moving to another customer, line items moving, rows
-// arriving before the rows they point at, and deletes. Then every consumer
-// group of the read model is reset to the beginning and run again: the
-// tables stay byte-for-byte the same.
-func TestOrderSummaryEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c := startCapturedOrders(ctx, t)
-	group := c.stem + "-summaries"
-	node := orders.SummaryNode(c.stem, c.stem)
-	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{testenv.ESURL(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := func() (*processors.Processor, context.CancelFunc, chan error) {
-		proc, err := processors.NewProcessor(orders.Summaries(c.stem, c.stem, c.stem+"-summaries"), processors.Config{
-			Brokers: c.brokers, Decoder: serde.NewDecoder(c.reg), Group: group, Elasticsearch: es,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- proc.Run(pctx) }()
-		return proc, stop, done
-	}
-	proc, stop, done := run()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		waitUntil(t, what, 120*time.Second, cond, map[string]<-chan error{"processor": done, "capture": c.done})
-	}
-
-	// The workload. Line item 10 and customer 3 arrive before the rows that
-	// point at them or that they point at.
-	s := c.stem
-	day := time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
-	c.exec(ctx, t, "INSERT INTO "+s+".order_items VALUES (10, 3, 'early widget', 2, 1.25)")
-	c.exec(ctx, t, "INSERT INTO "+s+".customers VALUES (1, 'Ada', 'retail'), (2, 'Grace', 'b2b')")
-	c.exec(ctx, t, "INSERT INTO "+s+".orders (id, customer_id, amount, created_at) VALUES (1, 1, 10.00, $1), (2, 2, 20.50, $1), (3, 3, 7.00, $1), (4, 1, 1.00, $1)", day)
-	c.exec(ctx, t, "INSERT INTO "+s+".order_items VALUES (1, 1, 'pen', 3, 1.50), (2, 1, 'ink', 1, 4.99), (3, 2, 'desk', 1, 199.00), (4, 4, 'clip', 10, 0.05)")
-	c.exec(ctx, t, "INSERT INTO "+s+".customers VALUES (3, 'Linus', 'retail')")
-	c.exec(ctx, t, "UPDATE "+s+".orders SET status = 'paid' WHERE id IN (1, 2)")
-	c.exec(ctx, t, "UPDATE "+s+".orders SET status = 'shipped' WHERE id = 1")
-	c.exec(ctx, t, "UPDATE "+s+".orders SET amount = 12.25 WHERE id = 3")
-	c.exec(ctx, t, "UPDATE "+s+".customers SET name = 'Ada Lovelace', segment = 'vip' WHERE id = 1") // reaches orders 1 and 4
-	c.exec(ctx, t, "UPDATE "+s+".orders SET customer_id = 2 WHERE id = 4")                           // moves to Grace
-	c.exec(ctx, t, "UPDATE "+s+".order_items SET order_id = 2, quantity = 2 WHERE id = 2")           // moves to order 2
-	c.exec(ctx, t, "DELETE FROM "+s+".order_items WHERE id = 4")
-	c.exec(ctx, t, "UPDATE "+s+".orders SET status = 'cancelled' WHERE id = 2")
-	c.exec(ctx, t, "DELETE FROM "+s+".orders WHERE id = 3")                                                       // its summary goes, item 10 stays behind
-	c.exec(ctx, t, "INSERT INTO "+s+".orders (id, customer_id, amount, created_at) VALUES (5, 9, 3.00, $1)", day) // customer 9 does not exist
-	c.exec(ctx, t, "UPDATE "+s+".customers SET name = 'Grace Hopper' WHERE id = 2")
-
-	want := sqlSummaries(ctx, t, c)
-	if len(want) != 4 || want["1"].CustomerName != "Ada Lovelace" || want["4"].CustomerName != "Grace Hopper" || want["2"].Items != 2 {
-		t.Fatalf("the workload left unexpected rows: %+v", want)
-	}
-	table := goka.GroupTable(processors.ReadModelGroup(group, node))
-	var got map[string][]byte
-	waitFor("the summaries to equal SQL", func() bool {
-		got = readTable(ctx, t, c.brokers, table)
-		return reflect.DeepEqual(summariesOf(t, node, got), want)
-	})
-	if st := proc.Stats(); st.Duplicates != 0 {
-		t.Fatalf("stats %+v: duplicates before any redelivery", st)
-	}
-	index := goka.GroupTable(processors.ReadModelIndexGroup(group, node))
-	gotIndex := readTable(ctx, t, c.brokers, index)
-	checkSummaryAPI(ctx, t, c, group, want)
-
-	// Replay: reset both groups to the beginning and run again.
-	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("processor: %v", err)
-	}
-	adm := kadm.NewClient(kgoClient(t, c.brokers))
-	defer adm.Close()
-	groups := []string{string(processors.ReadModelGroup(group, node)), string(processors.ReadModelIndexGroup(group, node))}
-	deleted, err := adm.DeleteGroups(ctx, groups...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range groups {
-		if r, ok := deleted[g]; !ok || r.Err != nil {
-			t.Fatalf("reset group %s: %+v", g, r)
-		}
-	}
-	proc, stop, done = run()
-	defer stop()
-	// The replay is done once the counters stop moving for 3s.
-	var last processors.Stats
-	var still time.Time
-	waitFor("the replay to settle", func() bool {
-		st := proc.Stats()
-		if st != last || st.Duplicates == 0 {
-			last, still = st, time.Now()
-		}
-		return time.Since(still) > 3*time.Second
-	})
-	if again := readTable(ctx, t, c.brokers, table); !equalTables(got, again) {
-		t.Fatalf("the replay changed the summaries:\nbefore %s\nafter  %s", dump(got), dump(again))
-	}
-	if again := readTable(ctx, t, c.brokers, index); !equalTables(gotIndex, again) {
-		t.Fatalf("the replay changed the index:\nbefore %s\nafter  %s", dump(gotIndex), dump(again))
-	}
-	t.Logf("%d summaries equal SQL; replay: %+v, tables unchanged", len(want), proc.Stats())
-}
 
 // checkSummaryAPI serves the summaries over HTTP and checks the answers
 // against want (SQL's).
