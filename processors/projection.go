@@ -30,7 +30,7 @@ type projection struct {
 // not declare). An event that cannot be decoded, or whose key function
 // returns no key, goes to the dead-letter topic; a table value that cannot be
 // decoded, or a state that cannot be encoded, stops the processor.
-func (p *Processor) buildProjections(group string, opts []goka.ProcessorOption) error {
+func (p *Processor) buildProjections(group string) error {
 	for _, pr := range p.projections {
 		n := pr.node
 		graph := goka.DefineGroup(goka.Group(n.Group(group)),
@@ -42,7 +42,7 @@ func (p *Processor) buildProjections(group string, opts []goka.ProcessorOption) 
 		if err := graph.Validate(); err != nil {
 			return fmt.Errorf("projection %s: %w", n.Name(), err)
 		}
-		proc, err := goka.NewProcessor(p.cfg.Brokers, graph, opts...)
+		proc, err := goka.NewProcessor(p.cfg.Brokers, graph, p.gokaOptions()...)
 		if err != nil {
 			return fmt.Errorf("build processor for projection %s: %w", n.Name(), err)
 		}

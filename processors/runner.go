@@ -209,23 +209,7 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 		}
 	}
 
-	sc := SaramaConfig()
-	tmc := goka.NewTopicManagerConfig()
-	tmc.Table.Replication = cfg.Replication
-	tmc.Stream.Replication = cfg.Replication
-	p.topicManager = goka.TopicManagerBuilderWithConfig(sc, tmc)
-	store := storage.MemoryBuilder()
-	if cfg.StateDir != "" {
-		store = storage.DefaultBuilder(cfg.StateDir)
-	}
-	opts := append([]goka.ProcessorOption{
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
-		goka.WithTopicManagerBuilder(p.topicManager),
-		goka.WithStorageBuilder(store),
-		goka.WithLogger(gokaLogger{cfg.Logger}),
-	}, cfg.GokaOptions...)
+	p.topicManager = p.topicManagerBuilder()
 	p.group = group
 	// A read model's updates topic is an input of its model stage: goka
 	// wants it to exist when the processor is built.
@@ -233,19 +217,48 @@ func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	for _, g := range graphs {
-		proc, err := goka.NewProcessor(cfg.Brokers, g, opts...)
+		proc, err := goka.NewProcessor(cfg.Brokers, g, p.gokaOptions()...)
 		if err != nil {
 			return nil, fmt.Errorf("build processor for topology %s, group %s: %w", topo.Name, g.Group(), err)
 		}
 		p.gokas = append(p.gokas, proc)
 	}
-	if err := p.buildProjections(group, opts); err != nil {
+	if err := p.buildProjections(group); err != nil {
 		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
 	}
 	for _, pr := range p.projections {
 		p.gokas = append(p.gokas, pr.goka)
 	}
 	return p, nil
+}
+
+// topicManagerBuilder builds goka topic managers with a Kafka client
+// configuration of their own.
+func (p *Processor) topicManagerBuilder() goka.TopicManagerBuilder {
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = p.cfg.Replication
+	tmc.Stream.Replication = p.cfg.Replication
+	return goka.TopicManagerBuilderWithConfig(SaramaConfig(), tmc)
+}
+
+// gokaOptions are the options of one goka processor. Each gets a Kafka
+// client configuration of its own: goka's builders set the client id in the
+// configuration they are given, and the processors of a topology run
+// concurrently.
+func (p *Processor) gokaOptions() []goka.ProcessorOption {
+	sc := SaramaConfig()
+	store := storage.MemoryBuilder()
+	if p.cfg.StateDir != "" {
+		store = storage.DefaultBuilder(p.cfg.StateDir)
+	}
+	return append([]goka.ProcessorOption{
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithTopicManagerBuilder(p.topicManagerBuilder()),
+		goka.WithStorageBuilder(store),
+		goka.WithLogger(gokaLogger{p.cfg.Logger}),
+	}, p.cfg.GokaOptions...)
 }
 
 // SaramaConfig is the Kafka client configuration cdcflow's processors use:
