@@ -2,67 +2,28 @@ package orders_test
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/cdcflow/cdcflow/capture"
 	"github.com/cdcflow/cdcflow/examples/orders"
 	"github.com/cdcflow/cdcflow/internal/testenv"
 	"github.com/cdcflow/cdcflow/processors"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // TestOrderEventsEndToEnd derives the order events from real capture output
 // and checks them one by one; then every change is delivered a second time,
 // and no event may be emitted twice.
 func TestOrderEventsEndToEnd(t *testing.T) {
-	dsn, brokers := testenv.PGDSN(t), testenv.KafkaBrokers(t)
-	reg, err := sr.NewClient(sr.URLs(testenv.RegistryURL(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stem := fmt.Sprintf("ev_%d_%d", time.Now().Unix(), rand.IntN(1_000_000))
-	db, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := db.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("CREATE SCHEMA " + stem)
-	exec(orders.CreateTable(stem))
-	t.Cleanup(func() {
-		bg := context.Background()
-		db.Exec(bg, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", stem)
-		db.Exec(bg, "DROP PUBLICATION IF EXISTS "+stem)
-		db.Exec(bg, "DROP SCHEMA "+stem+" CASCADE")
-		db.Close(bg)
-	})
-	cp, err := capture.New(capture.Config{DSN: dsn, Tables: []string{stem + ".orders"}, Brokers: brokers, TopicPrefix: stem,
-		Slot: stem, Publication: stem}, serde.NewEncoder(reg, stem))
-	if err != nil {
-		t.Fatal(err)
-	}
-	captureDone := make(chan error, 1)
-	go func() { captureDone <- cp.Run(ctx) }()
-	select {
-	case <-cp.Streaming():
-	case err := <-captureDone:
-		t.Fatalf("capture: %v", err)
-	}
+	c := startCapturedOrdersNamed(ctx, t, "ev", 0)
+	stem, brokers, reg, captureDone := c.stem, c.brokers, c.reg, c.done
+	exec := func(sql string, args ...any) { t.Helper(); c.exec(ctx, t, sql, args...) }
 	output := "events." + stem + ".Order"
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
 	defer rdb.Close()

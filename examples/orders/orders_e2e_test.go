@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcflow/cdcflow/capture"
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/examples/orders"
 	"github.com/cdcflow/cdcflow/internal/testenv"
@@ -20,7 +19,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // TestOrderMetricsEndToEnd commits orders to PostgreSQL and checks that the
@@ -28,49 +26,12 @@ import (
 // Kafka, schema registry and the goka processor; then delivers every change
 // a second time and checks that nothing moves.
 func TestOrderMetricsEndToEnd(t *testing.T) {
-	dsn, brokers, redisAddr := testenv.PGDSN(t), testenv.KafkaBrokers(t), testenv.RedisAddr(t)
-	reg, err := sr.NewClient(sr.URLs(testenv.RegistryURL(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-
-	stem := fmt.Sprintf("e2e_%d_%d", time.Now().Unix(), rand.IntN(1_000_000))
-	db, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := db.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("CREATE SCHEMA " + stem)
-	exec(orders.CreateTable(stem))
-	t.Cleanup(func() {
-		bg := context.Background()
-		db.Exec(bg, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", stem)
-		db.Exec(bg, "DROP PUBLICATION IF EXISTS "+stem)
-		db.Exec(bg, "DROP SCHEMA "+stem+" CASCADE")
-		db.Close(bg)
-	})
-
-	cp, err := capture.New(capture.Config{DSN: dsn, Tables: []string{stem + ".orders"}, Brokers: brokers, TopicPrefix: stem,
-		Slot: stem, Publication: stem, StatusInterval: 200 * time.Millisecond}, serde.NewEncoder(reg, stem))
-	if err != nil {
-		t.Fatal(err)
-	}
-	captureDone := make(chan error, 1)
-	go func() { captureDone <- cp.Run(ctx) }()
-	select {
-	case <-cp.Streaming():
-	case err := <-captureDone:
-		t.Fatalf("capture: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("capture did not stream within 60s")
-	}
+	c := startCapturedOrdersNamed(ctx, t, "e2e", 0)
+	stem, brokers, reg, db, captureDone := c.stem, c.brokers, c.reg, c.db, c.done
+	exec := func(sql string, args ...any) { t.Helper(); c.exec(ctx, t, sql, args...) }
+	redisAddr := testenv.RedisAddr(t)
 
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
