@@ -80,9 +80,10 @@
 // Avro records, to the real processors running on goka's tester, with the
 // real Redis and Elasticsearch sinks, and check that events, series,
 // rankings, TTLs, documents, versions, dead letters and counters end the
-// same. They cover Metrics, Events and Index nodes; read models, their
-// search indexes and projections are checked against the stage functions
-// the processors call, and end to end in examples/orders.
+// same. They cover Metrics, Events and Index nodes, and a read model of one
+// root table (its states and counters); read models with children and
+// references, their search indexes and projections are checked end to end
+// in examples/orders.
 //
 // # What only the integration tests check
 //
