@@ -412,7 +412,9 @@ func TestHarnessReadModelAgreesWithTheProcessor(t *testing.T) {
 	enc, dec := serde.NewEncoder(reg, "shop"), serde.NewDecoder(reg)
 	model := topologies.ReadModel[conformSummary]("summary", topologies.Root(conformOrders,
 		func(o conformOrder) string { return strconv.FormatInt(o.ID, 10) },
-		func(s *conformSummary, o conformOrder) { s.ID, s.Status, s.Amount = o.ID, o.Status, o.Amount.FloatString(2) }))
+		func(s *conformSummary, o conformOrder) {
+			s.ID, s.Status, s.Amount = o.ID, o.Status, o.Amount.FloatString(2)
+		}))
 	topo := topologies.New("conform-model", model)
 	tt := tester.New(t)
 	p, err := NewProcessor(topo, Config{Brokers: []string{"tester"}, Decoder: dec,
