@@ -195,6 +195,27 @@ func CheckEvent(topic string, ev *DomainEvent) error {
 	return err
 }
 
+// ReadBack returns what [Decoder.DecodeEventRecord] decodes ev to once an
+// [EventEncoder] of topic has encoded it: its common fields and the fields
+// of its Data by name, as Avro's native values. It needs no registry, so
+// that tests can read events back as a projection reads them (package
+// topotest does).
+func ReadBack(topic string, ev *DomainEvent) (DomainEvent, map[string]any, error) {
+	s, err := newEventSchema(topic, ev)
+	if err != nil {
+		return DomainEvent{}, nil, err
+	}
+	body, err := s.binary(ev)
+	if err != nil {
+		return DomainEvent{}, nil, err
+	}
+	native, _, err := s.codec.NativeFromBinary(body)
+	if err != nil {
+		return DomainEvent{}, nil, fmt.Errorf("decode event %s: %w", ev.Type, err)
+	}
+	return eventFromNative(native)
+}
+
 // binary returns ev's Avro binary body under s.
 func (s *eventSchema) binary(ev *DomainEvent) ([]byte, error) {
 	native := map[string]any{
@@ -260,6 +281,13 @@ func (d *Decoder) DecodeEventRecord(ctx context.Context, value []byte) (DomainEv
 	if err != nil {
 		return DomainEvent{}, nil, fmt.Errorf("decode event with schema id %d: %w", id, err)
 	}
+	return eventFromNative(native)
+}
+
+// eventFromNative splits a decoded event record into its common fields and
+// the others.
+func eventFromNative(native any) (DomainEvent, map[string]any, error) {
+	var err error
 	m, _ := native.(map[string]any)
 	ev := DomainEvent{}
 	ev.ID, _ = m["event_id"].(string)

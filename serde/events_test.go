@@ -53,6 +53,11 @@ func TestDomainEventRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(data, wantData) {
 		t.Fatalf("data %#v, want %#v", data, wantData)
 	}
+	// ReadBack, without the registry, reads the same.
+	back, backData, err := ReadBack("events.Order", ev)
+	if err != nil || !reflect.DeepEqual(back, got) || !reflect.DeepEqual(backData, data) {
+		t.Fatalf("ReadBack = %+v %#v, %v; the decoder read %+v %#v", back, backData, err, got, data)
+	}
 }
 
 // TestCheckEventNamesWhatCannotTravel: without a registry, CheckEvent

@@ -88,7 +88,7 @@
 // [EventsNode.Derive], [IndexNode.Document]) can be called from a test
 // directly. Package topologies/topotest runs a whole topology in memory
 // with the processors' rules: feed it typed inserts, updates, deletes and
-// snapshot reads, deliver some of them again, and read the metrics, events
-// and documents the processors would have written, without Kafka, Redis or
-// Elasticsearch.
+// snapshot reads, deliver some of them again, and read the metrics, events,
+// documents, read models and projection states the processors would have
+// written, without Kafka, Redis or Elasticsearch.
 package topologies

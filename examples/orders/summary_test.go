@@ -14,11 +14,13 @@ import (
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/examples/orders"
 	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/cdcflow/cdcflow/topologies/topotest"
 )
 
 // memReadModel runs a read model's two stages in memory, delivering the
 // messages of different keys in a random order (each key's in order, as
-// Kafka partitions do), and some twice.
+// Kafka partitions do), and some twice. The topotest harness delivers them
+// in one order, first in first out; the convergence test below needs many.
 type memReadModel struct {
 	node  *topologies.ReadModelNode
 	rng   *rand.Rand
@@ -298,10 +300,12 @@ func TestReadModelValidation(t *testing.T) {
 	}
 }
 
-// TestSummarySearchDocuments checks what the search index over the read
-// model writes: the summary as the read model keeps it while the order
-// exists, a delete once it is gone or before it came, and nothing it could
-// mistake for newer when a state is read again.
+// TestSummarySearchDocuments checks, with the topotest harness, what the
+// search index over the read model writes: nothing while an order's line
+// item is there without the order, the summary at the state's revision once
+// the order is (with its customer, whose older row makes a newer revision),
+// nothing newer for a redelivered change, and a delete once the order is
+// gone, which a replay does not undo.
 func TestSummarySearchDocuments(t *testing.T) {
 	topo := orders.Summaries("p", "s", "summaries")
 	model := topo.Nodes[0].(*topologies.ReadModelNode)
@@ -309,54 +313,45 @@ func TestSummarySearchDocuments(t *testing.T) {
 	if search.ReadModel() != model || search.IndexName() != "summaries" || !strings.Contains(search.Mapping(), `"customer_name"`) {
 		t.Fatalf("search node %s over %v", search.IndexName(), search.ReadModel())
 	}
-	pos := func(i uint32) change.Position { return change.Position{CommitLSN: 100, Index: i} }
-	item, err := json.Marshal(orders.OrderItem{ID: 1, OrderID: 7, Product: "pen", Quantity: 2, UnitPrice: rat("1.50")})
-	if err != nil {
-		t.Fatal(err)
+	h := topotest.New(t, topo)
+	rows := topotest.Table(h, topologies.TableOf[orders.Order]("p", "s", "orders"))
+	items := topotest.Table(h, topologies.TableOf[orders.OrderItem]("p", "s", "order_items"))
+	customers := topotest.Table(h, orders.TableOfCustomers("p", "s"))
+
+	customers.Insert(orders.Customer{ID: 3, Name: "Ada", Segment: "vip"})
+	items.Insert(orders.OrderItem{ID: 1, OrderID: 7, Product: "pen", Quantity: 2, UnitPrice: rat("1.50")})
+	if st := h.ReadModelState(orders.SummaryModel, "7"); st == nil || st.Document != nil {
+		t.Fatalf("state before the order: %+v", st)
 	}
-	order, err := json.Marshal(orders.Order{ID: 7, CustomerID: 3, Status: "paid", Amount: rat("3.00")})
-	if err != nil {
-		t.Fatal(err)
+	if _, ok := h.Document("summaries", "7"); ok {
+		t.Fatal("a document before the order")
 	}
-	var st *topologies.ModelState
-	apply := func(msg topologies.ModelMsg) {
-		t.Helper()
-		next, dup, err := model.Apply("7", st, msg)
-		if err != nil || dup {
-			t.Fatalf("apply %+v: dup %v, %v", msg, dup, err)
-		}
-		st = next
+	created := rows.Insert(orders.Order{ID: 7, CustomerID: 3, Status: "paid", Amount: rat("3.00")})
+	d, ok := h.Document("summaries", "7")
+	if !ok {
+		t.Fatal("no document for the order")
 	}
-	// A line item before its order: a state without a document.
-	apply(topologies.ModelMsg{Kind: "child", Topic: "p.s.order_items", Key: "id=1", Position: pos(1), Row: item})
-	if _, ok, err := search.Document(st); ok || err != nil {
-		t.Fatalf("a document before the order: %v %v", ok, err)
+	want := orders.OrderSummary{OrderID: 7, CustomerID: 3, CustomerName: "Ada", CustomerSegment: "vip", Status: "paid", Amount: "3.00", Items: 1, ItemsTotal: "3.00"}
+	if got := d.Value.(orders.OrderSummary); got != want {
+		t.Fatalf("document %+v, want %+v", got, want)
 	}
-	apply(topologies.ModelMsg{Kind: "root", Position: pos(2), Row: order})
-	doc, ok, err := search.Document(st)
-	if !ok || err != nil {
-		t.Fatalf("no document for the order: %v", err)
+	// The item, the order, then the customer's row joining: older than the
+	// order, it leaves Version alone and makes revision 3.
+	st := h.ReadModelState(orders.SummaryModel, "7")
+	if st.Revision != 3 || d.Version != 3 || st.Version != created.Event.Position || d.Position != st.Version {
+		t.Fatalf("document version %d at %s; state revision %d, version %s", d.Version, d.Position, st.Revision, st.Version)
 	}
-	if s := doc.(orders.OrderSummary); s.OrderID != 7 || s.Status != "paid" || s.Items != 1 || s.ItemsTotal != "3.00" {
-		t.Fatalf("document %+v", s)
+	stats := h.Stats()
+	h.Redeliver(created)
+	if d, _ := h.Document("summaries", "7"); d.Version != 3 || h.Stats().Duplicates != stats.Duplicates+1 {
+		t.Fatalf("after a redelivery: version %d, stats %+v (were %+v)", d.Version, h.Stats(), stats)
 	}
-	// An older customer row joining still makes a newer revision.
-	before := st.Revision
-	apply(topologies.ModelMsg{Kind: "ref", Topic: "p.s.customers", Key: "3", Position: change.Position{CommitLSN: 50},
-		Row: json.RawMessage(`{"ID":3,"Name":"Ada","Segment":"vip"}`)})
-	if st.Revision != before+1 || st.Version != pos(2) {
-		t.Fatalf("revision %d (was %d), version %s", st.Revision, before, st.Version)
+	rows.Delete(orders.Order{ID: 7})
+	if _, ok := h.Document("summaries", "7"); ok {
+		t.Fatal("a document after the delete")
 	}
-	doc, _, _ = search.Document(st)
-	if s := doc.(orders.OrderSummary); s.CustomerName != "Ada" {
-		t.Fatalf("document %+v lacks the customer", s)
-	}
-	// A duplicate leaves the revision alone.
-	if next, dup, _ := model.Apply("7", st, topologies.ModelMsg{Kind: "root", Position: pos(2), Row: order}); !dup || next.Revision != st.Revision {
-		t.Fatalf("duplicate: dup %v, revision %d", dup, next.Revision)
-	}
-	apply(topologies.ModelMsg{Kind: "root", Position: pos(3)})
-	if _, ok, err := search.Document(st); ok || err != nil {
-		t.Fatalf("a document after the delete: %v %v", ok, err)
+	h.Replay()
+	if _, ok := h.Document("summaries", "7"); ok {
+		t.Fatal("the replay brought the deleted summary back")
 	}
 }

@@ -5,9 +5,12 @@
 // A test feeds typed changes to the tables the topology reads (insert,
 // update, delete and snapshot read of its row structs, through [Table]),
 // delivers some of them again ([Harness.Redeliver], [Harness.Replay]), and
-// reads what the processor would have written: metric series and rankings
-// ([Harness.Series], [Harness.Ranking]), domain events ([Harness.Events])
-// and search documents ([Harness.Document]).
+// reads what the processors would have written: metric series and rankings
+// ([Harness.Series], [Harness.Ranking]), domain events ([Harness.Events]),
+// search documents ([Harness.Document]), read model documents and states
+// ([ReadModelDocuments], [Harness.ReadModelState]) and projection states
+// ([ProjectionStates]). Events another topology derives can be published to
+// the topology's projections ([Harness.PublishEvents]).
 //
 //	h := topotest.New(t, orders.Metrics("shop", "public"))
 //	rows := topotest.Table(h, topologies.TableOf[orders.Order]("shop", "public", "orders"))
@@ -46,6 +49,30 @@
 //     the document's version (or its delete's) changes nothing; a change
 //     whose document cannot be made goes to the dead-letter topic
 //     ([Harness.DeadLetters]) and the node goes on.
+//   - Read models: both stages, through the node's own functions
+//     (RouteRoot, RouteChild, RouteRef, Index, Apply) and their tables. A
+//     child row is named by its key columns in name order ("line=2,order_id=7"),
+//     from the record's key, as the processor names it. The messages
+//     between the stages wait in one first-in-first-out queue, so that each
+//     key's arrive in the order sent, as on a Kafka partition; each change
+//     is run until the queue is empty. As the processor counts them, each
+//     message of the model stage is a change, and a duplicate when Apply
+//     finds its row applied already; the index stage's messages (a
+//     redelivered child or reference row, say) count nothing.
+//   - Search indexes over read models: every new state of a document is
+//     written, or deleted once the read model holds no document for it, with
+//     the state's Revision as external version ([Document.Version]).
+//   - Projections: every event on the projection's topic (emitted by the
+//     topology's Events nodes, or published) is read back through its Avro
+//     form into the struct of its type (serde.ReadBack), keyed and folded
+//     with ProjectionNode.Key and Apply, which apply each aggregate's events
+//     once. An event that cannot be read, or gets no key, goes to the
+//     dead letters; one of a type the projection does not declare is
+//     skipped.
+//
+// [Harness.Replay] delivers again what the processors' consumer groups,
+// reset to the beginning, would read again: the change records, a read
+// model's updates and table topics, and the event topics.
 //
 // Tests in package processors (TestHarness*) hold this mirror to the real
 // thing: they feed one script of changes (snapshot reads, transitions,
@@ -53,7 +80,10 @@
 // Avro records, to the real processors running on goka's tester, with the
 // real Redis and Elasticsearch sinks, and check that events, series,
 // rankings, TTLs, documents, versions, dead letters and counters end the
-// same.
+// same. They cover Metrics, Events and Index nodes, and a read model of one
+// root table (its states and counters); read models with children and
+// references, their search indexes and projections are checked end to end
+// in examples/orders.
 //
 // # What only the integration tests check
 //
@@ -63,10 +93,12 @@
 // mappings (a field the mapping refuses), its version bounds
 // (processors.SearchVersion) and its tombstone retention, retries and
 // unreachable services, crashes between a sink write and a commit. The
-// harness delivers each change at once, one at a time, in the order fed.
+// harness delivers each change at once, one at a time, in the order fed,
+// and a read model's messages in one order of the many Kafka allows.
 //
 // # Node kinds
 //
-// The harness runs Metrics, Events and Index nodes; [New] fails the test for
-// a topology with a node kind it does not run yet.
+// The harness runs every node kind of package topologies: Metrics, Events,
+// Index, ReadModel, IndexReadModel and Projection; [New] fails the test for
+// a topology with a node kind it does not run.
 package topotest

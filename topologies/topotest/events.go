@@ -87,5 +87,7 @@ func (e *eventsNode) apply(h *Harness, rec Record) error {
 	}
 	h.events = append(h.events, emitted...)
 	e.rows[id] = next
-	return nil
+	// The projections reading the output topic get the events.
+	h.eventLog = append(h.eventLog, emitted...)
+	return h.fold(emitted)
 }

@@ -33,7 +33,12 @@ type Harness struct {
 	t      T
 	helper helper
 	topo   *topologies.Topology
-	nodes  map[string]node // by input topic
+	nodes  map[string][]node // by input topic
+
+	models      map[string]*readModel    // by name
+	projections map[string]*projection   // by name
+	readers     map[string][]*projection // by event topic
+	eventLog    []Event                  // every event on the event topics, in order
 
 	history  []Record        // what the feeds wrote, in order
 	last     change.Position // the latest position fed
@@ -56,7 +61,8 @@ type node interface {
 // New returns a harness running topo. It fails the test if topo does not
 // validate, or has a node kind the harness cannot run.
 func New(t T, topo *topologies.Topology) *Harness {
-	h := &Harness{t: t, helper: noHelper{}, topo: topo, nodes: map[string]node{},
+	h := &Harness{t: t, helper: noHelper{}, topo: topo, nodes: map[string][]node{},
+		models: map[string]*readModel{}, projections: map[string]*projection{}, readers: map[string][]*projection{},
 		current: map[string]map[string]change.Row{}, metrics: newMetricStore(), docs: map[string]map[string]*Document{}}
 	if th, ok := t.(helper); ok {
 		h.helper = th
@@ -69,11 +75,23 @@ func New(t T, topo *topologies.Topology) *Harness {
 	for _, n := range topo.Nodes {
 		switch n := n.(type) {
 		case *topologies.MetricsNode:
-			h.nodes[n.Input()] = metricsNode{n}
+			h.add(n.Input(), metricsNode{n})
 		case *topologies.EventsNode:
-			h.nodes[n.Input()] = &eventsNode{node: n, rows: map[string]rowState{}}
+			h.add(n.Input(), &eventsNode{node: n, rows: map[string]rowState{}})
 		case *topologies.IndexNode:
-			h.nodes[n.Input()] = indexNode{n}
+			h.add(n.Input(), indexNode{n})
+		case *topologies.ReadModelNode:
+			m := newReadModel(n)
+			h.models[n.Name()] = m
+			for _, topic := range n.Inputs() {
+				h.add(topic, m)
+			}
+		case *topologies.ReadModelIndexNode:
+			// Validate made sure its read model is a node of topo.
+		case *topologies.ProjectionNode:
+			p := &projection{node: n, table: map[string][]byte{}}
+			h.projections[n.Name()] = p
+			h.readers[n.Input()] = append(h.readers[n.Input()], p)
 		default:
 			errs = append(errs, fmt.Errorf("node kind %T is not supported by topotest yet; test it against the real services", n))
 		}
@@ -81,7 +99,17 @@ func New(t T, topo *topologies.Topology) *Harness {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("topotest: topology %s: %v", topo.Name, err)
 	}
+	for _, n := range topo.Nodes {
+		if x, ok := n.(*topologies.ReadModelIndexNode); ok {
+			m := h.models[x.ReadModel().Name()]
+			m.search = append(m.search, x)
+		}
+	}
 	return h
+}
+
+func (h *Harness) add(topic string, n node) {
+	h.nodes[topic] = append(h.nodes[topic], n)
 }
 
 // Record is one change record on a table's topic, as capture writes it: the
@@ -119,20 +147,40 @@ func (h *Harness) Redeliver(records ...Record) {
 	}
 }
 
-// Replay delivers every record the feeds wrote again, in order, as a
-// processor reading its topics from the beginning would.
+// Replay delivers everything the topology's groups read again, in order, as
+// processors whose consumer groups were reset to the beginning would read it
+// (their state kept): every record the feeds wrote; then, for each read
+// model, every message its index stage sent its model stage (the updates
+// topic) and every state of its documents to its search index (the read
+// model's table topic); then every event on the event topics (emitted by
+// the topology's Events nodes or published with [Harness.PublishEvents]) to
+// the projections reading them. The index stage's loop messages that tell a
+// referenced row which documents joined or left it are not sent again.
 func (h *Harness) Replay() {
 	h.helper.Helper()
 	h.Redeliver(h.history...)
+	for _, name := range sortedKeys(h.models) {
+		if err := h.models[name].replay(h); err != nil {
+			h.t.Fatalf("topotest: %v", err)
+		}
+	}
+	if err := h.fold(h.eventLog); err != nil {
+		h.t.Fatalf("topotest: %v", err)
+	}
 }
 
-// deliver hands rec to the node reading its topic.
+// deliver hands rec to the nodes reading its topic.
 func (h *Harness) deliver(rec Record) error {
-	n, ok := h.nodes[rec.Topic]
+	nodes, ok := h.nodes[rec.Topic]
 	if !ok {
 		return fmt.Errorf("topology %s reads no topic %s (it reads %s)", h.topo.Name, rec.Topic, strings.Join(h.inputs(), ", "))
 	}
-	return n.apply(h, rec)
+	for _, n := range nodes {
+		if err := n.apply(h, rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (h *Harness) inputs() []string {
@@ -191,8 +239,12 @@ func (h *Harness) Stats() Stats { return h.stats }
 // DeadLetter is a change a node could not apply and set aside, as a
 // processor sends it to its dead-letter topic and goes on.
 type DeadLetter struct {
+	// Record is the change set aside; for a read model document that could
+	// not be indexed, the change that led to its state.
 	Record Record
-	Err    error
+	// Event is, instead of Record, the event a projection set aside.
+	Event *Event
+	Err   error
 }
 
 // DeadLetters returns the changes set aside so far, in order.

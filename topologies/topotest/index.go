@@ -10,13 +10,20 @@ import (
 	"github.com/cdcflow/cdcflow/topologies"
 )
 
-// Document is a search index document as an Index node wrote it.
+// Document is a search index document as an Index node, or the search
+// index over a read model ([topologies.IndexReadModel]), wrote it.
 type Document struct {
 	Index string
 	ID    string
-	// Position is the position of the change that wrote it: its external
-	// version in Elasticsearch.
+	// Position is, for an Index node, the position of the change that wrote
+	// it: its external version in Elasticsearch. For a read model's
+	// document, it is the latest position of the rows the document is made
+	// of (topologies.ModelState.Version).
 	Position change.Position
+	// Version is, for a read model's document, its external version in
+	// Elasticsearch: the read model's topologies.ModelState.Revision. It is
+	// 0 for an Index node's documents, versioned by Position.
+	Version int64
 	// Value is what the node's document function returned, and Source its
 	// JSON, as Elasticsearch holds it.
 	Value  any
@@ -84,11 +91,6 @@ func (x indexNode) write(h *Harness, rec Record) (bool, error) {
 		return false, fmt.Errorf("document of change at %s: %w", ev.Position, err)
 	}
 	index := x.node.IndexName()
-	docs := h.docs[index]
-	if docs == nil {
-		docs = map[string]*Document{}
-		h.docs[index] = docs
-	}
 	doc := &Document{Index: index, ID: id, Position: ev.Position}
 	if ev.Op == change.OpDelete {
 		doc.deleted = true
@@ -101,9 +103,21 @@ func (x indexNode) write(h *Harness, rec Record) (bool, error) {
 		}
 		doc.Value = value
 	}
-	if stored := docs[id]; stored != nil && stored.Position.Compare(ev.Position) >= 0 {
-		return false, nil // the index holds this version or a newer one
+	return h.putDocument(doc, func(stored *Document) bool { return stored.Position.Compare(ev.Position) >= 0 }), nil
+}
+
+// putDocument stores doc (a document, or a tombstone) unless the index
+// holds a version of it that newer says is the same or newer; it tells
+// whether it stored doc.
+func (h *Harness) putDocument(doc *Document, newer func(stored *Document) bool) bool {
+	docs := h.docs[doc.Index]
+	if docs == nil {
+		docs = map[string]*Document{}
+		h.docs[doc.Index] = docs
 	}
-	docs[id] = doc
-	return true, nil
+	if stored := docs[doc.ID]; stored != nil && newer(stored) {
+		return false // the index holds this version or a newer one
+	}
+	docs[doc.ID] = doc
+	return true
 }
