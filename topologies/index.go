@@ -53,15 +53,7 @@ func Index[T any](table Table[T], index string, document func(T) (id string, doc
 	for _, o := range opts {
 		o.applyIndex(n)
 	}
-	if err := checkIndexName(index); err != nil {
-		n.errs = append(n.errs, err)
-	}
-	if n.mapping != "" {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(n.mapping), &m); err != nil {
-			n.errs = append(n.errs, fmt.Errorf("mapping is not a JSON object: %w", err))
-		}
-	}
+	n.errs = append(n.errs, checkIndex(index, n.mapping)...)
 	dec, err := newRowDecoder[T]()
 	if err != nil {
 		n.errs = append(n.errs, err)
@@ -75,6 +67,21 @@ func Index[T any](table Table[T], index string, document func(T) (id string, doc
 	n.decode = func(r change.Row) (any, error) { return dec.decode(r) }
 	n.document = func(row any) (string, any) { return document(row.(T)) }
 	return n
+}
+
+// checkIndex checks an index's name and mapping.
+func checkIndex(name, mapping string) []error {
+	var errs []error
+	if err := checkIndexName(name); err != nil {
+		errs = append(errs, err)
+	}
+	if mapping != "" {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(mapping), &m); err != nil {
+			errs = append(errs, fmt.Errorf("mapping is not a JSON object: %w", err))
+		}
+	}
+	return errs
 }
 
 // checkIndexName applies Elasticsearch's rules for index names.
@@ -162,15 +169,7 @@ func IndexReadModel[V any](model *ReadModelNode, index string, document func(V) 
 		o.applyIndex(opt)
 	}
 	n := &ReadModelIndexNode{model: model, index: index, mapping: opt.mapping}
-	if err := checkIndexName(index); err != nil {
-		n.errs = append(n.errs, err)
-	}
-	if n.mapping != "" {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(n.mapping), &m); err != nil {
-			n.errs = append(n.errs, fmt.Errorf("mapping is not a JSON object: %w", err))
-		}
-	}
+	n.errs = append(n.errs, checkIndex(index, n.mapping)...)
 	switch {
 	case model == nil:
 		n.errs = append(n.errs, errors.New("the read model is nil"))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"reflect"
 	"strconv"
@@ -130,39 +129,13 @@ type searchHit struct {
 
 func readIndex(ctx context.Context, t *testing.T, es *elasticsearch.Client, index string) map[string]searchHit {
 	t.Helper()
-	res, err := esapi.IndicesRefreshRequest{Index: []string{index}}.Do(ctx, es)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if res.StatusCode == 404 {
-		return map[string]searchHit{}
-	}
-	res, err = esapi.SearchRequest{Index: []string{index},
-		Body: strings.NewReader(`{"size": 1000, "version": true, "query": {"match_all": {}}}`)}.Do(ctx, es)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.IsError() {
-		t.Fatalf("search %s: %s", index, res)
-	}
-	var body struct {
-		Hits struct {
-			Hits []struct {
-				ID      string               `json:"_id"`
-				Version int64                `json:"_version"`
-				Source  orders.OrderDocument `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]searchHit{}
-	for _, h := range body.Hits.Hits {
-		out[h.ID] = searchHit{Doc: h.Source, Version: h.Version}
+	for _, h := range searchAll(ctx, t, es, index) {
+		var doc orders.OrderDocument
+		if err := json.Unmarshal(h.Source, &doc); err != nil {
+			t.Fatalf("document %s: %v", h.ID, err)
+		}
+		out[h.ID] = searchHit{Doc: doc, Version: h.Version}
 	}
 	return out
 }
