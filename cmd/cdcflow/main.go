@@ -22,8 +22,8 @@ import (
 type cli struct {
 	LogLevel slog.Level `help:"Log level: debug, info, warn, error." default:"info" env:"CDCFLOW_LOG_LEVEL"`
 
-	Run     runCmd     `cmd:"" help:"Capture changes and run the order-metrics topology into Redis."`
-	Capture captureCmd `cmd:"" help:"Capture changes from PostgreSQL to Kafka."`
+	Run     runCmd     `cmd:"" help:"Capture the orders example's tables and run its topologies and query API." set:"default_tables=public.orders,public.customers,public.order_items"`
+	Capture captureCmd `cmd:"" help:"Capture changes from PostgreSQL to Kafka." set:"default_tables=public.orders"`
 }
 
 func main() {
