@@ -67,14 +67,14 @@ func writeDemo(ctx context.Context, dsn, api string, log *slog.Logger) error {
 		fmt.Sprintf("UPDATE public.orders SET status = 'paid' WHERE id = %d", first),
 		fmt.Sprintf("UPDATE public.orders SET status = 'shipped' WHERE id = %d", first),
 		fmt.Sprintf("UPDATE public.orders SET amount = 15.00 WHERE id = %d", second),
-		fmt.Sprintf("DELETE FROM public.orders WHERE id = %d", second),
+		fmt.Sprintf("WITH items AS (DELETE FROM public.order_items WHERE order_id = %d) DELETE FROM public.orders WHERE id = %d", second, second),
 	}
 	for _, s := range steps {
 		if _, err := commit(s); err != nil {
 			return err
 		}
 	}
-	attrs := []any{"order", first, "customer", ada}
+	attrs := []any{"order", first, "deleted_order", second, "customer", ada}
 	if api != "" {
 		attrs = append(attrs, "summary", api+"/order-summaries/"+fmt.Sprint(first))
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +81,8 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
 			return fmt.Errorf("serve the query API on %s: %w; choose another --api-addr, or set it empty to serve none", r.APIAddr, err)
 		}
 		defer api.Close()
+		log.Info("serving the query API once the order summaries exist", "url", apiURL(api),
+			"routes", "GET /order-summaries/{id}, GET /customers/{id}/orders")
 	}
 	if r.Demo {
 		if err := createDemoTables(ctx, r.PgDSN); err != nil {
@@ -111,6 +114,7 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
 			g.Go(func() error { return p.Run(gctx) })
 		}
 		g.Go(func() error { return r.runProjections(gctx, svc, log) })
+		g.Go(func() error { return r.logSinks(gctx, svc, log) })
 		if api != nil {
 			g.Go(func() error { return r.serveAPI(gctx, api, svc, log) })
 		}
@@ -272,7 +276,7 @@ func (r *runCmd) elasticsearch(ctx context.Context, log *slog.Logger) (*elastics
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	res, err := esapi.InfoRequest{}.Do(pctx, es)
+	res, err := esapi.ClusterHealthRequest{}.Do(pctx, es)
 	if err != nil {
 		return nil, fmt.Errorf("Elasticsearch unreachable at %s: %s; check --es-url and that Elasticsearch is running", shown, hide(err))
 	}
@@ -320,7 +324,7 @@ func printUpdates(ctx context.Context, rdb *redis.Client, channel string, log *s
 			var moves []string
 			for _, d := range u.Deltas {
 				key, bucket, delta := fmt.Sprint(d[0]), fmt.Sprint(d[1]), fmt.Sprint(d[2])
-				total, _ := rdb.HGet(ctx, key, bucket).Result()
+				total := seriesTotal(ctx, rdb, key, bucket)
 				if !strings.HasPrefix(delta, "-") {
 					delta = "+" + delta
 				}
@@ -331,4 +335,16 @@ func printUpdates(ctx context.Context, rdb *redis.Client, channel string, log *s
 			return nil
 		}
 	}
+}
+
+// seriesTotal reads a series' bucket: a hash field, or a sorted set member
+// for a ranked series; "0" for a bucket that fell to zero and was removed.
+func seriesTotal(ctx context.Context, rdb *redis.Client, key, bucket string) string {
+	if total, err := rdb.HGet(ctx, key, bucket).Result(); err == nil {
+		return total
+	}
+	if score, err := rdb.ZScore(ctx, key, bucket).Result(); err == nil {
+		return strconv.FormatFloat(score, 'f', -1, 64)
+	}
+	return "0"
 }
