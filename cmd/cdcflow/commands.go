@@ -2,24 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/cdcflow/cdcflow/capture"
-	"github.com/cdcflow/cdcflow/examples/orders"
-	"github.com/cdcflow/cdcflow/processors"
 	"github.com/cdcflow/cdcflow/serde"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
@@ -29,7 +23,7 @@ import (
 // captureFlags configure capture and where it publishes.
 type captureFlags struct {
 	PgDSN          string   `name:"pg-dsn" help:"PostgreSQL connection string (the password is better kept in PGPASSWORD or ~/.pgpass)." default:"postgres://cdcflow@127.0.0.1:55432/cdcflow?sslmode=disable" env:"CDCFLOW_PG_DSN"`
-	Tables         []string `help:"Tables to capture, schema.table; wildcards select by pattern (public.*)." default:"public.orders" env:"CDCFLOW_TABLES"`
+	Tables         []string `help:"Tables to capture, schema.table; wildcards select by pattern (public.*)." default:"${default_tables}" env:"CDCFLOW_TABLES"`
 	ExcludeTables  []string `help:"Tables (or patterns) to leave out of --tables." env:"CDCFLOW_EXCLUDE_TABLES"`
 	ExcludeColumns []string `help:"Columns never to capture, schema.table.column (wildcards allowed)." env:"CDCFLOW_EXCLUDE_COLUMNS"`
 	MaskColumns    []string `help:"Columns to publish as salted SHA-256 hashes, schema.table.column (wildcards allowed)." env:"CDCFLOW_MASK_COLUMNS"`
@@ -50,13 +44,6 @@ type captureFlags struct {
 
 type captureCmd struct {
 	captureFlags
-}
-
-type runCmd struct {
-	captureFlags
-	RedisAddr   string `help:"Redis address for the metrics." default:"127.0.0.1:56379" env:"CDCFLOW_REDIS_ADDR"`
-	RedisPrefix string `help:"Prefix of every Redis key." default:"cdcflow" env:"CDCFLOW_REDIS_PREFIX"`
-	Demo        bool   `help:"Create public.orders if missing and write a few orders, to watch them become metrics."`
 }
 
 // services are the Kafka and registry endpoints, embedded ones if none were
@@ -162,132 +149,5 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve metrics: %w", err)
 	}
-	return nil
-}
-
-func (r *runCmd) Run(ctx context.Context, log *slog.Logger) error {
-	rdb := redis.NewClient(&redis.Options{Addr: r.RedisAddr})
-	defer rdb.Close()
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := rdb.Ping(pctx).Err()
-	cancel()
-	if err != nil {
-		return fmt.Errorf("Redis unreachable at %s: %v; check --redis-addr and that Redis is running", r.RedisAddr, err)
-	}
-	if r.Demo {
-		if err := createDemoTable(ctx, r.PgDSN); err != nil {
-			return err
-		}
-	}
-	svc, cp, cleanup, err := r.start(log)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	channel := processors.NewRedisMetrics(rdb, r.RedisPrefix).Channel(orders.MetricsTopology)
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return cp.Run(gctx) })
-	g.Go(func() error { return printUpdates(gctx, rdb, channel, log) })
-	g.Go(func() error { return serveMetrics(gctx, r.MetricsAddr, svc.metrics, log) })
-	g.Go(func() error {
-		select { // the processor reads the topics capture creates
-		case <-cp.Streaming():
-		case <-gctx.Done():
-			return nil
-		}
-		proc, err := processors.NewProcessor(orders.Metrics(r.TopicPrefix, "public"), processors.Config{
-			Brokers: svc.brokers, Decoder: serde.NewDecoder(svc.registry), Redis: rdb,
-			KeyPrefix: r.RedisPrefix, Logger: log.With("component", "processor"),
-		})
-		if err != nil {
-			return err
-		}
-		if r.Demo {
-			g.Go(func() error { return writeDemoOrders(gctx, r.PgDSN, log) })
-		}
-		return proc.Run(gctx)
-	})
-	err = g.Wait()
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
-// printUpdates logs every metric update the processor announces, with the
-// series' new totals, until ctx ends.
-func printUpdates(ctx context.Context, rdb *redis.Client, channel string, log *slog.Logger) error {
-	sub := rdb.Subscribe(ctx, channel)
-	defer sub.Close()
-	seriesPrefix := strings.TrimSuffix(channel, "updates")
-	updates := sub.Channel()
-	for {
-		select {
-		case msg := <-updates:
-			var u struct {
-				Row      string   `json:"row"`
-				Position string   `json:"position"`
-				Deltas   [][3]any `json:"deltas"`
-			}
-			dec := json.NewDecoder(strings.NewReader(msg.Payload))
-			dec.UseNumber()
-			if err := dec.Decode(&u); err != nil {
-				log.Warn("unreadable metric update", "payload", msg.Payload, "err", err)
-				continue
-			}
-			var moves []string
-			for _, d := range u.Deltas {
-				key, bucket, delta := fmt.Sprint(d[0]), fmt.Sprint(d[1]), fmt.Sprint(d[2])
-				total, _ := rdb.HGet(ctx, key, bucket).Result()
-				if !strings.HasPrefix(delta, "-") {
-					delta = "+" + delta
-				}
-				moves = append(moves, fmt.Sprintf("%s[%s] %s = %s", strings.TrimPrefix(key, seriesPrefix), bucket, delta, total))
-			}
-			log.Info("metric update", "row", u.Row, "position", u.Position, "moved", strings.Join(moves, ", "))
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-func createDemoTable(ctx context.Context, dsn string) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return fmt.Errorf("PostgreSQL unreachable: %v; check --pg-dsn and that PostgreSQL is running", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, orders.CreateTable("public")); err != nil {
-		return fmt.Errorf("create demo table: %w", err)
-	}
-	return nil
-}
-
-// writeDemoOrders commits a few orders, so that the metric updates show up
-// in the log.
-func writeDemoOrders(ctx context.Context, dsn string, log *slog.Logger) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	defer conn.Close(context.Background())
-	steps := []string{
-		"INSERT INTO public.orders (customer_id, amount) VALUES (1, 42.50), (2, 10.00) RETURNING id",
-		"UPDATE public.orders SET amount = amount + 5, status = 'paid' WHERE id = (SELECT max(id) FROM public.orders)",
-		"DELETE FROM public.orders WHERE id = (SELECT max(id) FROM public.orders)",
-	}
-	for _, s := range steps {
-		log.Info("demo: committing", "sql", strings.Join(strings.Fields(s), " "))
-		if _, err := conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("demo: %s: %w", s, err)
-		}
-		select {
-		case <-time.After(2 * time.Second):
-		case <-ctx.Done():
-			return nil
-		}
-	}
-	log.Info("demo: done; commit more rows to public.orders and watch the metrics move (Ctrl-C to stop)")
 	return nil
 }

@@ -1,8 +1,13 @@
-// Command cdcflow captures PostgreSQL changes to Kafka and runs the example
-// order metrics topology on them.
+// Command cdcflow captures PostgreSQL changes to Kafka and runs the orders
+// example on them.
 //
-//	cdcflow run      capture + the order-metrics topology (Kafka and schema
-//	                 registry in-process unless configured)
+//	cdcflow run      capture of public.orders, public.customers and
+//	                 public.order_items, and the example's topologies: order
+//	                 metrics in Redis, order events to a Kafka topic, the order
+//	                 summaries read model (with an Elasticsearch index when
+//	                 --es-url is set), the customer-ltv projection, and the
+//	                 query API over the summaries (Kafka and schema registry
+//	                 in-process unless configured)
 //	cdcflow capture  capture only
 //
 // Every flag has an environment variable; see cdcflow --help.
@@ -22,8 +27,8 @@ import (
 type cli struct {
 	LogLevel slog.Level `help:"Log level: debug, info, warn, error." default:"info" env:"CDCFLOW_LOG_LEVEL"`
 
-	Run     runCmd     `cmd:"" help:"Capture changes and run the order-metrics topology into Redis."`
-	Capture captureCmd `cmd:"" help:"Capture changes from PostgreSQL to Kafka."`
+	Run     runCmd     `cmd:"" help:"Capture the orders example's tables and run its topologies and query API." set:"default_tables=public.orders,public.customers,public.order_items"`
+	Capture captureCmd `cmd:"" help:"Capture changes from PostgreSQL to Kafka." set:"default_tables=public.orders"`
 }
 
 func main() {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,22 +12,27 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cdcflow/cdcflow/examples/orders"
 	"github.com/cdcflow/cdcflow/internal/testenv"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 )
 
 // TestRunDemo runs the README's quick-start command, `cdcflow run --demo`,
-// as a user would: against PostgreSQL and Redis, with the in-process Kafka and
-// schema registry. The demo's orders must become metric updates in its output,
-// and Redis must then hold what SQL says about public.orders.
+// as a user would: against PostgreSQL, Redis and Elasticsearch, with the
+// in-process Kafka and schema registry, and the query API on a free port. The
+// demo's rows must become metric updates in its output; then Redis, the
+// query API and the search index must hold what SQL says about the demo
+// tables (which earlier runs share, so the test compares with SQL, not with
+// fixed numbers).
 func TestRunDemo(t *testing.T) {
-	dsn, redisAddr := testenv.PGDSN(t), testenv.RedisAddr(t)
+	dsn, redisAddr, esURL := testenv.PGDSN(t), testenv.RedisAddr(t), testenv.ESURL(t)
 	bin := filepath.Join(t.TempDir(), "cdcflow")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -41,9 +47,15 @@ func TestRunDemo(t *testing.T) {
 		db.Exec(bg, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", stem)
 		db.Exec(bg, "DROP PUBLICATION IF EXISTS "+stem)
 		db.Close(bg)
+		if req, err := http.NewRequest(http.MethodDelete, esURL+"/"+stem, nil); err == nil {
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}
 	})
 
-	cmd := exec.Command(bin, "run", "--demo", "--slot", stem, "--publication", stem, "--redis-prefix", stem, "--metrics-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, "run", "--demo", "--slot", stem, "--publication", stem, "--redis-prefix", stem,
+		"--metrics-addr", "127.0.0.1:0", "--es-url", esURL, "--search-index", stem, "--api-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "CDCFLOW_PG_DSN="+dsn, "CDCFLOW_REDIS_ADDR="+redisAddr,
 		"CDCFLOW_KAFKA_BROKERS=", "CDCFLOW_REGISTRY_URL=")
 	stderr, err := cmd.StderrPipe()
@@ -64,9 +76,10 @@ func TestRunDemo(t *testing.T) {
 		close(lines)
 	}()
 	var log []string
+	var done string // the demo's last line
 	updates := 0
 	timeout := time.After(90 * time.Second)
-	for done := false; !done; {
+	for done == "" {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -76,7 +89,9 @@ func TestRunDemo(t *testing.T) {
 			if strings.Contains(l, "metric update") {
 				updates++
 			}
-			done = strings.Contains(l, "demo: done")
+			if strings.Contains(l, "demo: done") {
+				done = l
+			}
 		case <-timeout:
 			t.Fatalf("no 'demo: done' within 90s:\n%s", strings.Join(log, "\n"))
 		}
@@ -123,13 +138,26 @@ func TestRunDemo(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// The metrics endpoint shows what capture published.
-	var metricsURL string
-	for _, l := range log {
-		if _, url, ok := strings.Cut(l, `msg="serving metrics" url=`); ok {
-			metricsURL = strings.Fields(url)[0]
-		}
+	// The query API answers the demo's orders as SQL says, and the search
+	// index holds every order's summary as SQL says.
+	summaries := sqlSummaries(t, db)
+	first, deleted := logAttr(done, "order"), logAttr(done, "deleted_order")
+	if summaries[first].CustomerName != "Ada Lovelace" || summaries[first].Status != "shipped" || summaries[deleted].OrderID != 0 {
+		t.Fatalf("SQL says order %s is %+v, order %s %+v: not what the demo wrote", first, summaries[first], deleted, summaries[deleted])
 	}
+	api := logAttr(logLine(t, log, `msg="serving the query API`), "url")
+	checkSummaryAPI(t, api, first, deleted, summaries[first])
+	checkSearchIndex(t, esURL, stem, func() map[string]orders.OrderSummary { return sqlSummaries(t, db) })
+	t.Logf("the API answers order %s as SQL does (customer %q); index %s holds the %d summaries SQL makes",
+		first, summaries[first].CustomerName, stem, len(sqlSummaries(t, db)))
+	for _, topology := range []string{"order-metrics", "order-events", "order-summaries", "order-projections"} {
+		logLine(t, log, `msg="processor running"`, "topology="+topology)
+	}
+	logLine(t, log, `msg="order event" type=OrderShipped order=`+first)
+	logLine(t, log, `msg="customer lifetime value"`, "lifetime_value_cents=")
+
+	// The metrics endpoint shows what capture published.
+	metricsURL := logAttr(logLine(t, log, `msg="serving metrics"`), "url")
 	resp, err := http.Get(metricsURL)
 	if err != nil {
 		t.Fatalf("GET the metrics at %q: %v", metricsURL, err)
@@ -157,5 +185,149 @@ func TestRunDemo(t *testing.T) {
 		if strings.Contains(l, "cdcflow:cdcflow@") || strings.Contains(l, ":cdcflow@") {
 			t.Errorf("a log line shows the password: %s", l)
 		}
+	}
+}
+
+// logLine returns the first line of log that holds every one of parts.
+func logLine(t *testing.T, log []string, parts ...string) string {
+	t.Helper()
+	for _, l := range log {
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(l, p) }) {
+			return l
+		}
+	}
+	t.Fatalf("no log line with %q:\n%s", parts, strings.Join(log, "\n"))
+	return ""
+}
+
+// logAttr returns the value of the unquoted attribute key of a log line.
+func logAttr(line, key string) string {
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// sqlSummaries returns the order summaries SQL says public's tables make,
+// by order id.
+func sqlSummaries(t *testing.T, db *pgx.Conn) map[string]orders.OrderSummary {
+	t.Helper()
+	rows, err := db.Query(context.Background(), `SELECT o.id, o.customer_id, coalesce(c.name, ''), coalesce(c.segment, ''), o.status,
+		o.amount::text, o.created_at, count(i.id), coalesce(sum(i.quantity * i.unit_price), 0)::numeric(14, 2)::text
+		FROM public.orders o LEFT JOIN public.customers c ON c.id = o.customer_id LEFT JOIN public.order_items i ON i.order_id = o.id
+		GROUP BY o.id, c.name, c.segment`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]orders.OrderSummary{}
+	for rows.Next() {
+		var s orders.OrderSummary
+		var items int64
+		if err := rows.Scan(&s.OrderID, &s.CustomerID, &s.CustomerName, &s.CustomerSegment, &s.Status, &s.Amount, &s.CreatedAt, &items, &s.ItemsTotal); err != nil {
+			t.Fatal(err)
+		}
+		s.Items, s.CreatedAt = int(items), s.CreatedAt.UTC()
+		out[fmt.Sprint(s.OrderID)] = s
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkSummaryAPI checks that the query API at api answers the summary of
+// order as want, with the customer's name, and 404 for the deleted order.
+func checkSummaryAPI(t *testing.T, api, order, deleted string, want orders.OrderSummary) {
+	t.Helper()
+	get := func(id string) (int, []byte) {
+		res, err := http.Get(api + "/order-summaries/" + id)
+		if err != nil {
+			t.Fatalf("GET %s/order-summaries/%s: %v", api, id, err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, body
+	}
+	var got orders.OrderSummary
+	waitUntil(t, 30*time.Second, func() string {
+		code, body := get(order)
+		got = orders.OrderSummary{}
+		if code == http.StatusOK {
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("GET /order-summaries/%s: %v: %s", order, err, body)
+			}
+			got.CreatedAt = got.CreatedAt.UTC()
+			if got == want {
+				return ""
+			}
+		}
+		return fmt.Sprintf("GET /order-summaries/%s answers %d %s, SQL says %+v", order, code, body, want)
+	})
+	if code, body := get(deleted); code != http.StatusNotFound {
+		t.Errorf("GET /order-summaries/%s of the deleted order answers %d %s, want 404", deleted, code, body)
+	}
+}
+
+// checkSearchIndex checks that the Elasticsearch index holds what sql says
+// (asked again on every try, should another test write to the tables): one
+// document per order, with the order's id.
+func checkSearchIndex(t *testing.T, esURL, index string, sql func() map[string]orders.OrderSummary) {
+	t.Helper()
+	waitUntil(t, 30*time.Second, func() string {
+		res, err := http.Post(esURL+"/"+index+"/_refresh", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		res, err = http.Get(esURL + "/" + index + "/_search?size=10000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var found struct {
+			Hits struct {
+				Hits []struct {
+					ID     string              `json:"_id"`
+					Source orders.OrderSummary `json:"_source"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK {
+			return fmt.Sprintf("search %s: %s %s", index, res.Status, body)
+		}
+		if err := json.Unmarshal(body, &found); err != nil {
+			t.Fatalf("search %s: %v: %s", index, err, body)
+		}
+		got := map[string]orders.OrderSummary{}
+		for _, h := range found.Hits.Hits {
+			h.Source.CreatedAt = h.Source.CreatedAt.UTC()
+			got[h.ID] = h.Source
+		}
+		want := sql()
+		if reflect.DeepEqual(got, want) {
+			return ""
+		}
+		return fmt.Sprintf("index %s holds %d documents %+v,\nSQL says %d summaries %+v", index, len(got), got, len(want), want)
+	})
+}
+
+// waitUntil calls check until it returns "" or d passes; then it fails with
+// what check last said.
+func waitUntil(t *testing.T, d time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
