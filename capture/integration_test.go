@@ -76,6 +76,29 @@ func (f *fixture) exec(sql string, args ...any) {
 	}
 }
 
+// dropSlot drops the fixture's replication slot once no walsender holds it:
+// after a capture stops, its walsender on the server may take a moment to
+// exit, and until then the slot is active (SQLSTATE 55006 on a drop).
+func (f *fixture) dropSlot() {
+	f.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var active bool
+		err := f.db.QueryRow(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", f.name).Scan(&active)
+		if err != nil {
+			f.t.Fatalf("slot %s: %v", f.name, err)
+		}
+		if !active {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("slot %s still active 30s after capture stopped", f.name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	f.exec("SELECT pg_drop_replication_slot($1)", f.name)
+}
+
 func (f *fixture) walLSN() change.LSN {
 	f.t.Helper()
 	var s string

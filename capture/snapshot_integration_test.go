@@ -129,7 +129,7 @@ func TestWhenNeededSnapshotsAgainAfterTheSlotIsLost(t *testing.T) {
 	stop := f.start(cfg)
 	f.consume(serde.Topic(f.prefix, "public", f.name), 1)
 	stop()
-	f.exec("SELECT pg_drop_replication_slot($1)", f.name)
+	f.dropSlot()
 	f.exec("INSERT INTO " + f.name + " VALUES (2)") // no slot holds this change
 	f.start(cfg)
 	recs := f.consumeAtLeast(serde.Topic(f.prefix, "public", f.name), 3, 60*time.Second, time.Second)

@@ -90,6 +90,16 @@ func BenchmarkLargeTransaction(b *testing.B) {
 		cmd.Process.Kill()
 		cmd.Wait()
 		n := countRecords(b, brokers, serde.Topic(stem, "public", stem))
+		// The killed capture's walsender may hold the slot a moment longer.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			var active bool
+			if err := db.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", stem).Scan(&active); err != nil {
+				b.Fatal(err)
+			}
+			if !active || time.Now().After(deadline) {
+				break
+			}
+		}
 		exec1("SELECT pg_drop_replication_slot('" + stem + "')")
 		exec1("DROP PUBLICATION " + stem)
 		exec1("DROP TABLE " + stem)
