@@ -295,6 +295,11 @@ func (p *Processor) Run(ctx context.Context) error {
 			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
 		}
 	}
+	if p.search != nil {
+		if err := p.ensureIndexes(ctx); err != nil {
+			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
+		}
+	}
 	// The groups run together: when one fails, the others stop.
 	g, gctx := errgroup.WithContext(ctx)
 	for _, proc := range p.gokas {

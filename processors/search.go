@@ -125,6 +125,34 @@ func (p *Processor) ensureDeadLetterTopic() error {
 	return nil
 }
 
+// ensureIndexes creates the topology's search indexes, with their mappings,
+// as the processor starts. An index Elasticsearch refuses (a mapping it
+// rejects, say) fails the start; an Elasticsearch that does not answer does
+// not: the first write creates the index, retrying as every write does.
+func (p *Processor) ensureIndexes(ctx context.Context) error {
+	for _, n := range p.topo.Nodes {
+		var index, mapping string
+		switch n := n.(type) {
+		case *topologies.IndexNode:
+			index, mapping = n.IndexName(), n.Mapping()
+		case *topologies.ReadModelIndexNode:
+			index, mapping = n.IndexName(), n.Mapping()
+		default:
+			continue
+		}
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := p.search.Ensure(ectx, index, mapping)
+		cancel()
+		switch {
+		case err != nil && isPermanent(err):
+			return fmt.Errorf("%w; fix the index's name or mapping (topologies.WithMapping)", err)
+		case err != nil:
+			p.cfg.Logger.Warn("could not create the search index at start; the first write will", "index", index, "err", err)
+		}
+	}
+	return nil
+}
+
 // errInterrupted aborts a callback whose change was not applied because the
 // processor is shutting down. Goka commits the record of every callback that
 // returns, even after Run's context ended; a panic is the only way to keep it

@@ -32,7 +32,7 @@ func (o indexOption) applyIndex(n *IndexNode) { o(n) }
 
 // WithMapping gives the index the mapping mapping, a JSON object such as
 // {"properties": {"status": {"type": "keyword"}}}, when the processor creates
-// it (it creates the index on its first write if it is missing, and never
+// it (it creates the index when it starts if it is missing, and never
 // changes an existing index). Without it the index maps fields dynamically.
 func WithMapping(mapping string) IndexOption {
 	return indexOption(func(n *IndexNode) { n.mapping = mapping })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"reflect"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/cdcflow/cdcflow/internal/testenv"
 	"github.com/cdcflow/cdcflow/processors"
 	"github.com/cdcflow/cdcflow/serde"
+	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/jackc/pgx/v5"
@@ -207,6 +209,17 @@ func TestOrderSearchEndToEnd(t *testing.T) {
 		waitUntil(t, what, 90*time.Second, cond, map[string]<-chan error{"processor": procDone, "capture": c.done})
 	}
 
+	// The index and its mapping are there before any change is.
+	waitFor("the index to be created", func() bool {
+		res, err := esapi.IndicesGetMappingRequest{Index: []string{index}}.Do(ctx, es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode == 200 && strings.Contains(string(body), `"status":{"type":"keyword"}`)
+	})
+
 	// The workload: inserts, an update of two columns, an update of the
 	// creation time, a delete, another insert.
 	day1 := time.Date(2026, 11, 20, 10, 0, 0, 123456000, time.UTC)
@@ -387,4 +400,33 @@ func TestOrderSearchElasticsearchDown(t *testing.T) {
 	if err := <-c.done; err != nil {
 		t.Errorf("capture: %v", err)
 	}
+}
+
+// TestSearchIndexRefusedAtStart: a mapping Elasticsearch refuses stops the
+// processor as it starts, with an error that says what to fix, instead of
+// sending every change to the dead-letter topic.
+func TestSearchIndexRefusedAtStart(t *testing.T) {
+	esURL := testenv.ESURL(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := startCapturedOrdersNamed(ctx, t, "badmap", 0)
+	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{esURL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := topologies.New("bad-mapping", topologies.Index(topologies.TableOf[orders.Order](c.stem, c.stem, "orders"), c.stem, orders.Document,
+		topologies.WithMapping(`{"properties": {"status": {"type": "no_such_type"}}}`)))
+	proc, err := processors.NewProcessor(topo, processors.Config{
+		Brokers: c.brokers, Decoder: serde.NewDecoder(c.reg), Elasticsearch: es, Group: c.stem, DeadLetterTopic: c.stem + ".dlq",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer rcancel()
+	err = proc.Run(rctx)
+	if err == nil || !strings.Contains(err.Error(), "no_such_type") || !strings.Contains(err.Error(), "fix the index's name or mapping") {
+		t.Fatalf("Run = %v, want the refused mapping and the fix", err)
+	}
+	t.Logf("Run: %v", err)
 }
