@@ -214,25 +214,8 @@ func logAttr(line, key string) string {
 // by order id.
 func sqlSummaries(t *testing.T, db *pgx.Conn) map[string]orders.OrderSummary {
 	t.Helper()
-	rows, err := db.Query(context.Background(), `SELECT o.id, o.customer_id, coalesce(c.name, ''), coalesce(c.segment, ''), o.status,
-		o.amount::text, o.created_at, count(i.id), coalesce(sum(i.quantity * i.unit_price), 0)::numeric(14, 2)::text
-		FROM public.orders o LEFT JOIN public.customers c ON c.id = o.customer_id LEFT JOIN public.order_items i ON i.order_id = o.id
-		GROUP BY o.id, c.name, c.segment`)
+	out, err := orders.SummariesFromSQL(context.Background(), db, "public")
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]orders.OrderSummary{}
-	for rows.Next() {
-		var s orders.OrderSummary
-		var items int64
-		if err := rows.Scan(&s.OrderID, &s.CustomerID, &s.CustomerName, &s.CustomerSegment, &s.Status, &s.Amount, &s.CreatedAt, &items, &s.ItemsTotal); err != nil {
-			t.Fatal(err)
-		}
-		s.Items, s.CreatedAt = int(items), s.CreatedAt.UTC()
-		out[fmt.Sprint(s.OrderID)] = s
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return out

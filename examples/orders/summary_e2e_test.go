@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -93,25 +92,8 @@ func checkSummaryAPI(ctx context.Context, t *testing.T, c *capturedOrders, group
 // tables.
 func sqlSummaries(ctx context.Context, t *testing.T, c *capturedOrders) map[string]orders.OrderSummary {
 	t.Helper()
-	rows, err := c.db.Query(ctx, fmt.Sprintf(`SELECT o.id, o.customer_id, coalesce(c.name, ''), coalesce(c.segment, ''), o.status,
-		o.amount::text, o.created_at, count(i.id), coalesce(sum(i.quantity * i.unit_price), 0)::numeric(14, 2)::text
-		FROM %[1]s.orders o LEFT JOIN %[1]s.customers c ON c.id = o.customer_id LEFT JOIN %[1]s.order_items i ON i.order_id = o.id
-		GROUP BY o.id, c.name, c.segment`, c.stem))
+	out, err := orders.SummariesFromSQL(ctx, c.db, c.stem)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]orders.OrderSummary{}
-	for rows.Next() {
-		var s orders.OrderSummary
-		var items int64
-		if err := rows.Scan(&s.OrderID, &s.CustomerID, &s.CustomerName, &s.CustomerSegment, &s.Status, &s.Amount, &s.CreatedAt, &items, &s.ItemsTotal); err != nil {
-			t.Fatal(err)
-		}
-		s.Items, s.CreatedAt = int(items), s.CreatedAt.UTC()
-		out[fmt.Sprint(s.OrderID)] = s
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return out
