@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
 
 type orderPaid struct {
@@ -23,12 +21,7 @@ type orderPaid struct {
 // TestDomainEventRoundTrip: an event encodes through the registry and
 // decodes into its common fields and its data by name.
 func TestDomainEventRoundTrip(t *testing.T) {
-	reg := srfake.New()
-	defer reg.Close()
-	client, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := fakeRegistry(t)
 	ctx := context.Background()
 	paid := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 	ev := &DomainEvent{ID: "e1", Type: "OrderPaid", AggregateID: "7", Position: change.Position{CommitLSN: 0x10, Index: 2},

@@ -73,13 +73,21 @@ func TestNoKeyIsAnError(t *testing.T) {
 	}
 }
 
-func TestRoundTripThroughRegistry(t *testing.T) {
+// fakeRegistry returns a client of an in-process schema registry that lives
+// as long as the test.
+func fakeRegistry(t *testing.T) *sr.Client {
+	t.Helper()
 	reg := srfake.New()
-	defer reg.Close()
+	t.Cleanup(reg.Close)
 	client, err := sr.NewClient(sr.URLs(reg.URL()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return client
+}
+
+func TestRoundTripThroughRegistry(t *testing.T) {
+	client := fakeRegistry(t)
 	ctx := context.Background()
 	enc, dec := NewEncoder(client, "shop"), NewDecoder(client)
 
@@ -137,9 +145,7 @@ func TestRoundTripThroughRegistry(t *testing.T) {
 }
 
 func TestDecodeErrorsNameTheProblem(t *testing.T) {
-	reg := srfake.New()
-	defer reg.Close()
-	client, _ := sr.NewClient(sr.URLs(reg.URL()))
+	client := fakeRegistry(t)
 	dec := NewDecoder(client)
 	for _, tc := range []struct {
 		name  string
@@ -192,9 +198,7 @@ func TestKeyOnlyBeforeImageGetsFallbacks(t *testing.T) {
 }
 
 func TestTransactionRecordsRoundTrip(t *testing.T) {
-	reg := srfake.New()
-	defer reg.Close()
-	client, _ := sr.NewClient(sr.URLs(reg.URL()))
+	client := fakeRegistry(t)
 	ctx := context.Background()
 	enc, dec := NewEncoder(client, "shop"), NewDecoder(client)
 	for _, rec := range []TransactionRecord{
@@ -261,9 +265,7 @@ func TestUnavailableValuesTravelAsThePlaceholder(t *testing.T) {
 }
 
 func TestMessagesRoundTrip(t *testing.T) {
-	reg := srfake.New()
-	defer reg.Close()
-	client, _ := sr.NewClient(sr.URLs(reg.URL()))
+	client := fakeRegistry(t)
 	ctx := context.Background()
 	enc, dec := NewEncoder(client, "shop"), NewDecoder(client)
 	m := &Message{Prefix: "outbox", Content: []byte(`{"type":"OrderCreated"}`), TsMs: 1795000000123,

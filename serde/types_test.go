@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
 
 // Type modifiers as PostgreSQL stores them (atttypmod).
@@ -292,12 +290,7 @@ func typesEvent() *change.Event {
 // TestTypesRoundTrip encodes a row with every type through a registry and
 // decodes it as a consumer does: the consumer gets the row capture produced.
 func TestTypesRoundTrip(t *testing.T) {
-	reg := srfake.New()
-	defer reg.Close()
-	client, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := fakeRegistry(t)
 	ctx := context.Background()
 	enc, dec := NewEncoder(client, "shop"), NewDecoder(client)
 
