@@ -76,10 +76,10 @@ func (f *fixture) exec(sql string, args ...any) {
 	}
 }
 
-// dropSlot drops the fixture's replication slot once no walsender holds it:
-// after a capture stops, its walsender on the server may take a moment to
-// exit, and until then the slot is active (SQLSTATE 55006 on a drop).
-func (f *fixture) dropSlot() {
+// waitSlotReleased waits until no walsender holds the fixture's slot: after
+// a capture stops, its walsender on the server may take a moment to exit,
+// and until then the slot is active (SQLSTATE 55006 for whoever wants it).
+func (f *fixture) waitSlotReleased() {
 	f.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -89,13 +89,19 @@ func (f *fixture) dropSlot() {
 			f.t.Fatalf("slot %s: %v", f.name, err)
 		}
 		if !active {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			f.t.Fatalf("slot %s still active 30s after capture stopped", f.name)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// dropSlot drops the fixture's replication slot once it is released.
+func (f *fixture) dropSlot() {
+	f.t.Helper()
+	f.waitSlotReleased()
 	f.exec("SELECT pg_drop_replication_slot($1)", f.name)
 }
 
@@ -792,6 +798,7 @@ func dropSlotWhenIdle(f *fixture) {
 // yet ended; release closes it.
 func (f *fixture) holdSlot() (release func()) {
 	f.t.Helper()
+	f.waitSlotReleased() // from the capture the test stopped
 	ctx := context.Background()
 	cfg, err := pgconn.ParseConfig(f.dsn)
 	if err != nil {
