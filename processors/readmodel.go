@@ -92,7 +92,7 @@ func (p *Processor) readModelGraphs(group string, node *topologies.ReadModelNode
 	codec := serde.EventCodec{Decoder: p.cfg.Decoder}
 	updates := readModelUpdates(group, node)
 	modelEdges := []goka.Edge{
-		goka.Input(goka.Stream(node.Input()), codec, p.readModelRoot(node)),
+		goka.Input(goka.Stream(node.Input()), codec, p.readModelRoot(node, false)),
 		goka.Loop(jsonCodec[topologies.ModelMsg]{}, p.readModelApply(node)),
 		goka.Persist(ReadModelCodec{}),
 	}
@@ -105,7 +105,7 @@ func (p *Processor) readModelGraphs(group string, node *topologies.ReadModelNode
 	for i, topic := range inputs {
 		switch {
 		case i == 0 && node.HasReferences():
-			indexEdges = append(indexEdges, goka.Input(goka.Stream(topic), codec, p.readModelRootRefs(node)))
+			indexEdges = append(indexEdges, goka.Input(goka.Stream(topic), codec, p.readModelRoot(node, true)))
 		case i > 0:
 			indexEdges = append(indexEdges, goka.Input(goka.Stream(topic), codec, p.readModelRoute(node, topic)))
 		}
@@ -118,33 +118,24 @@ func (p *Processor) readModelGraphs(group string, node *topologies.ReadModelNode
 		goka.DefineGroup(ReadModelGroup(group, node), modelEdges...)
 }
 
-// readModelRoot sends a root row's change to its document.
-func (p *Processor) readModelRoot(node *topologies.ReadModelNode) goka.ProcessCallback {
+// readModelRoot sends a root row's change on within a stage's group: to
+// its document (the model stage), or, with refs, what the row references
+// (the index stage).
+func (p *Processor) readModelRoot(node *topologies.ReadModelNode, refs bool) goka.ProcessCallback {
 	return func(gctx goka.Context, msg any) {
 		ev, ok := msg.(*change.Event)
 		if !ok || ev == nil {
 			return
 		}
-		model, _, err := node.RouteRoot(ev)
+		model, index, err := node.RouteRoot(ev)
 		if err != nil {
 			fail(gctx, fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
+		}
+		if refs {
+			gctx.Loopback(index.Key, &index.Msg)
+			return
 		}
 		gctx.Loopback(model.Key, &model.Msg)
-	}
-}
-
-// readModelRootRefs sends what a root row references to the index stage.
-func (p *Processor) readModelRootRefs(node *topologies.ReadModelNode) goka.ProcessCallback {
-	return func(gctx goka.Context, msg any) {
-		ev, ok := msg.(*change.Event)
-		if !ok || ev == nil {
-			return
-		}
-		_, index, err := node.RouteRoot(ev)
-		if err != nil {
-			fail(gctx, fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
-		}
-		gctx.Loopback(index.Key, &index.Msg)
 	}
 }
 

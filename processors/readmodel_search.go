@@ -72,10 +72,7 @@ func (p *Processor) readModelSearchCallback(node *topologies.ReadModelIndexNode)
 			return p.search.PutVersion(ctx, index, id, doc, m.st.Revision)
 		})
 		if err != nil {
-			if ctx.Err() != nil {
-				panic(errInterrupted) // see indexCallback
-			}
-			p.deadLetter(gctx, m.raw, &m.st.Version, fmt.Errorf("index read model %s document %s into %s: %w", node.ReadModel().Name(), id, index, err))
+			p.searchFailed(gctx, m.raw, &m.st.Version, fmt.Errorf("index read model %s document %s into %s: %w", node.ReadModel().Name(), id, index, err))
 			return
 		}
 		if !applied {

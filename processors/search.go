@@ -41,13 +41,7 @@ func (p *Processor) indexCallback(node *topologies.IndexNode) goka.ProcessCallba
 		ctx := gctx.Context()
 		applied, err := p.indexWithRetry(ctx, node, gctx.Key(), ev)
 		if err != nil {
-			if ctx.Err() != nil {
-				// Shutting down: goka commits a record whose callback
-				// returns, so abort it and leave the change uncommitted,
-				// to be processed again on restart.
-				panic(errInterrupted)
-			}
-			p.deadLetter(gctx, m.raw, &ev.Position, fmt.Errorf("index change of %s into %s: %w", ev.TableName(), node.IndexName(), err))
+			p.searchFailed(gctx, m.raw, &ev.Position, fmt.Errorf("index change of %s into %s: %w", ev.TableName(), node.IndexName(), err))
 			return
 		}
 		if !applied {
@@ -82,6 +76,18 @@ func (p *Processor) indexWithRetry(ctx context.Context, node *topologies.IndexNo
 		}
 		return p.search.Put(ctx, node.IndexName(), id, doc, ev.Position)
 	})
+}
+
+// searchFailed handles a search write that failed for good: the record
+// goes to the dead-letter topic, unless the processor is shutting down. Then
+// the write failed because it was cut short, and since goka commits a record
+// whose callback returns, the callback is aborted, leaving the record
+// uncommitted, to be processed again on restart.
+func (p *Processor) searchFailed(gctx goka.Context, raw []byte, pos *change.Position, err error) {
+	if gctx.Context().Err() != nil {
+		panic(errInterrupted)
+	}
+	p.deadLetter(gctx, raw, pos, err)
 }
 
 // searchWithRetry runs apply, a write of document id to index, until it
