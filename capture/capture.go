@@ -2,21 +2,17 @@ package capture
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/serde"
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -36,23 +32,26 @@ type Capture struct {
 	enc *serde.Encoder
 	log *slog.Logger
 
-	want      map[string]bool      // captured tables, schema.table
-	relations map[uint32]*relation // by relation id, as pgoutput announced them
-	tables    []string             // the captured tables, schema.table, resolved from the patterns
-	topics    map[string]bool      // topics known to exist
-	dec       *decoder
-	db        string
-	streaming chan struct{} // closed once replication started
+	tables        []string        // the captured tables, schema.table, resolved from the patterns
+	topics        map[string]bool // topics known to exist
+	partitions    map[string]int  // partitions of the topics truncates went to
+	db            string
+	streaming     chan struct{} // closed once replication started
+	streamingOnce sync.Once
 
-	kafka       *kgo.Client // the transactional producer, while Run runs
-	pub         *publisher
-	resume      change.Position // changes at or before it were published already
-	ckpt        Checkpoint      // the checkpoint Run resumed from
-	ckptFound   bool
-	snapshotLSN map[string]change.LSN // per table: changes committed before it are in its snapshot
+	kafka     *kgo.Client // the transactional producer, while Run runs
+	pub       *publisher
+	resume    change.Position // changes at or before it were published already
+	ckpt      Checkpoint      // the checkpoint Run resumed from
+	ckptFound bool
+
+	incr     *incremental // while Run streams
+	progress progressBoard
 
 	skipped, deadLettered atomic.Int64
 	metrics               *metrics
+	ctl                   control
+	refresh               tableRefresh
 }
 
 // Stats counts what a Capture did since it was built.
@@ -76,11 +75,18 @@ func New(cfg Config, enc *serde.Encoder) (*Capture, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Capture{
-		cfg: cfg, enc: enc, log: cfg.Logger, want: map[string]bool{},
-		relations: map[uint32]*relation{}, topics: map[string]bool{}, dec: newDecoder(),
+	c := &Capture{
+		cfg: cfg, enc: enc, log: cfg.Logger, topics: map[string]bool{},
 		streaming: make(chan struct{}), metrics: newMetrics(cfg.Metrics, cfg.Slot),
-	}, nil
+	}
+	progress := cfg.SnapshotProgress // Status reports the progress too
+	c.cfg.SnapshotProgress = func(done, total int64) {
+		c.ctl.snapshotProgress(done, total)
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	return c, nil
 }
 
 // Run checks PostgreSQL and Kafka, makes sure the publication, the slot and
@@ -88,8 +94,28 @@ func New(cfg Config, enc *serde.Encoder) (*Capture, error) {
 // changes until ctx ends or an error stops it. When ctx ends, Run commits the
 // open Kafka transaction, confirms the slot up to it and returns nil; after
 // an error it aborts the open transaction, whose changes the next Run
-// publishes again.
+// publishes again. Asked to (Restart), or when a table of a pattern of
+// Config.Tables appears, it restarts in place: see [Capture.Restart].
+//
+// A slot that is gone, or that PostgreSQL invalidated, while a checkpoint
+// exists stops Run with an error wrapping ErrSlotLost, unless the snapshot
+// mode is SnapshotWhenNeeded: then Run creates a new slot and goes on
+// (see SnapshotWhenNeeded), also when the slot is lost while it streams.
 func (c *Capture) Run(ctx context.Context) error {
+	c.ctl.observe(func(ctl *control) { ctl.running, ctl.phase = true, PhaseStarting })
+	var err error
+	for {
+		err = c.run(ctx)
+		if !errors.Is(err, ErrSlotLost) || c.cfg.Snapshot != SnapshotWhenNeeded || ctx.Err() != nil {
+			break
+		}
+		c.log.Warn("replication slot lost while capture streamed; starting over with a new slot", "slot", c.cfg.Slot, "err", err)
+	}
+	c.ctl.finished(err)
+	return err
+}
+
+func (c *Capture) run(ctx context.Context) error {
 	conn, err := connect(ctx, c.cfg.DSN)
 	if err != nil {
 		return err
@@ -98,8 +124,17 @@ func (c *Capture) Run(ctx context.Context) error {
 	if c.tables, err = resolveTables(ctx, conn, c.cfg.Tables, c.cfg.ExcludeTables); err != nil {
 		return err
 	}
-	for _, t := range c.tables {
-		c.want[t] = true
+	published := c.tables
+	if c.cfg.SignalTable != "" {
+		schema, table, _ := splitTable(c.cfg.SignalTable)
+		signals := schema + "." + table
+		if c.tables = slices.DeleteFunc(c.tables, func(t string) bool { return t == signals }); len(c.tables) == 0 {
+			return fmt.Errorf("no table to capture: the tables %v are the signal table %s only", c.cfg.Tables, signals)
+		}
+		if err := ensureSignalTable(ctx, conn, signals); err != nil {
+			return err
+		}
+		published = append(slices.Clone(c.tables), signals)
 	}
 	if err := preflight(ctx, conn, c.tables); err != nil {
 		return err
@@ -110,27 +145,49 @@ func (c *Capture) Run(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&c.db); err != nil {
 		return fmt.Errorf("read database name: %w", err)
 	}
-	if err := ensurePublication(ctx, conn, c.cfg.Publication, c.tables); err != nil {
+	version, err := serverVersion(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := ensurePublication(ctx, conn, c.cfg.Publication, published); err != nil {
 		return err
 	}
 	if err := c.openKafka(ctx); err != nil {
 		return err
 	}
 	defer c.kafka.Close()
+	c.ctl.observe(func(ctl *control) { ctl.tables, ctl.committed = slices.Clone(c.tables), c.resume })
+	for {
+		err := c.replicate(ctx, conn, version)
+		if !errors.Is(err, errRestart) {
+			return err
+		}
+		if err := c.reload(ctx, conn); err != nil {
+			return err
+		}
+	}
+}
+
+// replicate opens the replication connection, reads the snapshot the slot
+// or the checkpoint calls for, and streams until ctx ends, an error stops it
+// or it returns errRestart.
+func (c *Capture) replicate(ctx context.Context, conn *pgx.Conn, version int) error {
 	repl, err := connectReplication(ctx, c.cfg.DSN)
 	if err != nil {
 		return err
 	}
 	defer repl.Close(context.Background())
-	start, exported, err := ensureSlot(ctx, conn, repl, c.cfg.Slot)
+	start, exported, recovered, err := c.openSlot(ctx, conn, repl, version)
 	if err != nil {
 		return err
 	}
+	// A recovered slot is new, but its snapshot is planned: an incremental
+	// one (snapshotPlan finds nothing left to do).
 	created := exported != ""
 	if start > c.pub.durable {
 		c.pub.complete, c.pub.durable = start, start
 	}
-	if tables, reason := c.snapshotPlan(created, c.ckpt, c.ckptFound); len(tables) > 0 {
+	if tables, reason := c.snapshotPlan(created, c.pub.snapshot, c.ckptFound); len(tables) > 0 {
 		name, at := exported, start
 		if !created {
 			holder, n, a, err := exportSnapshot(ctx, c.cfg.DSN, c.cfg.Slot)
@@ -141,12 +198,14 @@ func (c *Capture) Run(ctx context.Context) error {
 			name, at = n, a
 		}
 		c.log.Info("snapshot needed", "reason", reason, "tables", tables)
+		c.ctl.snapshotStarted(tables)
 		if err := c.snapshot(ctx, conn, name, at, tables); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("snapshot: %w; a restart goes on with the tables not finished", err)
 		}
+		c.ctl.snapshotDone()
 	}
 	if c.cfg.Snapshot == SnapshotInitialOnly {
 		c.log.Info("snapshot mode initial_only: not streaming")
@@ -158,49 +217,19 @@ func (c *Capture) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	close(c.streaming)
-	c.log.Info("capture streaming", "slot", c.cfg.Slot, "slot_created", created, "from", start.String(),
+	c.streamingOnce.Do(func() { close(c.streaming) })
+	c.ctl.setPhase(PhaseStreaming)
+	c.log.Info("capture streaming", "slot", c.cfg.Slot, "slot_created", created || recovered, "from", start.String(),
 		"resume_after", c.resume.String(), "publication", c.cfg.Publication, "tables", c.tables,
-		"topic_prefix", c.cfg.TopicPrefix)
-	return c.stream(ctx, conn, repl)
-}
-
-// objectInUse is the SQLSTATE of START_REPLICATION on a slot another
-// connection holds.
-const objectInUse = "55006"
-
-// startReplication starts streaming from the slot at start. While another
-// connection holds the slot (a capture killed a moment ago whose walsender
-// lives on until PostgreSQL notices, or a second capture of the same slot),
-// it retries every second for SlotBusyTimeout.
-func (c *Capture) startReplication(ctx context.Context, repl *pgconn.PgConn, start change.LSN) error {
-	opts := pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", c.cfg.Publication), "messages 'true'"},
+		"topic_prefix", c.cfg.TopicPrefix, "signal_table", c.cfg.SignalTable)
+	c.incr = &incremental{}
+	if st := c.pub.incremental; st != nil {
+		c.log.Info("incremental snapshots pending", "tables", len(st.Tables), "next", st.Tables[0].Table)
 	}
-	deadline := time.Now().Add(c.cfg.SlotBusyTimeout)
-	for logged := false; ; {
-		err := pglogrepl.StartReplication(ctx, repl, c.cfg.Slot, pglogrepl.LSN(start), opts)
-		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != objectInUse {
-			if err != nil {
-				return fmt.Errorf("start replication from slot %s: %w", c.cfg.Slot, err)
-			}
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("replication slot %s is still in use after %v (%s): stop the other capture of this slot, or end its connection with pg_terminate_backend(active_pid) from pg_replication_slots",
-				c.cfg.Slot, c.cfg.SlotBusyTimeout, pgErr.Message)
-		}
-		if !logged {
-			c.log.Warn("replication slot in use; waiting for it to be released", "slot", c.cfg.Slot, "detail", pgErr.Message, "timeout", c.cfg.SlotBusyTimeout)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
+	c.publishProgress()
+	asm := newAssembler(&c.cfg, c.db, c.tables,
+		Checkpoint{Position: c.resume, LastCommit: c.pub.lastCommit, Snapshot: c.pub.snapshot}, time.Now)
+	return c.explainStreamError(ctx, conn, version, c.stream(ctx, conn, repl, asm))
 }
 
 // Streaming returns a channel that is closed once the slot and the tables'
@@ -233,6 +262,7 @@ func (c *Capture) openKafka(ctx context.Context) error {
 		kgo.TransactionalID(txid),
 		kgo.TransactionTimeout(time.Minute),
 	}, c.cfg.KafkaOptions...)
+	opts = append(opts, kgo.RecordPartitioner(truncatePartitioner()))
 	kafka, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("kafka producer: %w", err)
@@ -260,7 +290,7 @@ func (c *Capture) openKafka(ctx context.Context) error {
 		}
 	}
 	key := checkpointKey(c.cfg.TopicPrefix, c.cfg.Slot)
-	ckpt, found, err := readCheckpoint(ctx, c.cfg.Brokers, c.cfg.CheckpointTopic, key)
+	ckpt, found, err := readCheckpoint(ctx, c.cfg.Brokers, c.cfg.KafkaOptions, c.cfg.CheckpointTopic, key)
 	if err != nil {
 		return fail(err)
 	}
@@ -268,474 +298,12 @@ func (c *Capture) openKafka(ctx context.Context) error {
 		c.log.Info("no checkpoint yet; publishing from the slot's position", "checkpoint_topic", c.cfg.CheckpointTopic, "key", key)
 	}
 	c.kafka, c.resume, c.ckpt, c.ckptFound = kafka, ckpt.Position, ckpt, found
-	if ckpt.Snapshot != nil {
-		c.snapshotLSN = ckpt.Snapshot.Tables
-	}
 	c.pub = newPublisher(kafka, c.cfg.CheckpointTopic, key, c.cfg.TransactionRecords, c.cfg.TransactionTime, ckpt)
-	c.pub.committed = c.metrics.transactions.Inc
-	return nil
-}
-
-// txState is the transaction being streamed.
-type txState struct {
-	xid      uint32
-	commit   change.LSN
-	time     time.Time
-	index    uint32
-	perTable map[string]int64
-}
-
-func (c *Capture) stream(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn) error {
-	// Work on a message, once started, finishes even when ctx ends meanwhile
-	// (a half-done Kafka commit would only be aborted and redone), unless it
-	// hangs for 30s more; the loop then stops at its top.
-	wctx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	stopWork := context.AfterFunc(ctx, func() { time.AfterFunc(30*time.Second, cancelWork) })
-	defer stopWork()
-
-	var tx *txState
-	var sent change.LSN
-	nextStatus, nextHeartbeat := time.Now(), time.Now()
-	for {
-		if ctx.Err() != nil {
-			return c.shutdown(repl)
-		}
-		if err := c.pub.maybeCommit(wctx); err != nil {
-			return c.stop(repl, err)
-		}
-		if !time.Now().Before(nextStatus) {
-			if err := sendStatus(ctx, repl, c.pub.durable); err != nil {
-				if ctx.Err() != nil {
-					return c.shutdown(repl)
-				}
-				return err
-			}
-			c.metrics.confirmedLSN.Set(float64(c.pub.durable))
-			if c.pub.durable != sent {
-				c.log.Debug("confirmed position", "lsn", c.pub.durable.String())
-				sent = c.pub.durable
-			}
-			nextStatus = time.Now().Add(c.cfg.StatusInterval)
-		}
-		if c.cfg.HeartbeatInterval > 0 && !time.Now().Before(nextHeartbeat) {
-			if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, '')", HeartbeatPrefix); err != nil {
-				if ctx.Err() != nil {
-					return c.shutdown(repl)
-				}
-				return c.stop(repl, fmt.Errorf("write heartbeat: %w", err))
-			}
-			nextHeartbeat = time.Now().Add(c.cfg.HeartbeatInterval)
-		}
-		deadline := nextStatus
-		if due := c.pub.began.Add(c.cfg.TransactionTime); c.pub.open && due.Before(deadline) {
-			deadline = due
-		}
-		if c.cfg.HeartbeatInterval > 0 && nextHeartbeat.Before(deadline) {
-			deadline = nextHeartbeat
-		}
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		raw, err := repl.ReceiveMessage(rctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return c.shutdown(repl)
-			}
-			if pgconn.Timeout(err) {
-				continue
-			}
-			return c.stop(repl, fmt.Errorf("receive from replication slot %s: %w", c.cfg.Slot, err))
-		}
-		switch msg := raw.(type) {
-		case *pgproto3.ErrorResponse:
-			return c.stop(repl, fmt.Errorf("replication stream error: %s (SQLSTATE %s)", msg.Message, msg.Code))
-		case *pgproto3.CopyData:
-			switch msg.Data[0] {
-			case pglogrepl.PrimaryKeepaliveMessageByteID:
-				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
-				if err != nil {
-					return c.stop(repl, fmt.Errorf("parse keepalive: %w", err))
-				}
-				c.observeServer(change.LSN(ka.ServerWALEnd))
-				if ka.ReplyRequested {
-					nextStatus = time.Time{}
-				}
-			case pglogrepl.XLogDataByteID:
-				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
-				if err != nil {
-					return c.stop(repl, fmt.Errorf("parse XLogData: %w", err))
-				}
-				c.observeServer(change.LSN(xld.ServerWALEnd))
-				if tx, err = c.handle(wctx, conn, tx, xld); err != nil {
-					return c.stop(repl, err)
-				}
-			}
-		}
-	}
-}
-
-// observeServer records the server's WAL end and how far capture trails it.
-func (c *Capture) observeServer(end change.LSN) {
-	if end == 0 {
-		return
-	}
-	c.metrics.serverLSN.Set(float64(end))
-	if end > c.pub.durable {
-		c.metrics.lagBytes.Set(float64(end - c.pub.durable))
-	} else {
-		c.metrics.lagBytes.Set(0)
-	}
-}
-
-// shutdown commits what was produced and confirms it before Run returns.
-func (c *Capture) shutdown(repl *pgconn.PgConn) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.pub.commit(ctx); err != nil {
-		c.log.Warn("commit on shutdown; the next start publishes those changes again", "err", err)
-	}
-	if err := sendStatus(ctx, repl, c.pub.durable); err != nil {
-		c.log.Warn("confirm position on shutdown", "err", err)
-	}
-	c.log.Info("capture stopped", "confirmed", c.pub.durable.String(), "position", c.pub.last.String(), "skipped_already_published", c.skipped.Load(), "dead_lettered", c.deadLettered.Load())
-	return nil
-}
-
-// stop aborts the open Kafka transaction after err and returns err: what
-// was not committed is published again by the next start.
-func (c *Capture) stop(repl *pgconn.PgConn, err error) error {
-	if c.pub.open {
-		err = c.pub.abort(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if serr := sendStatus(ctx, repl, c.pub.durable); serr != nil {
-		c.log.Warn("confirm position after error", "err", serr)
-	}
-	return err
-}
-
-func sendStatus(ctx context.Context, repl *pgconn.PgConn, lsn change.LSN) error {
-	p := pglogrepl.LSN(lsn)
-	err := pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: p, WALFlushPosition: p, WALApplyPosition: p,
-	})
-	if err != nil {
-		return fmt.Errorf("send standby status: %w", err)
+	c.pub.committed = func(last change.Position) {
+		c.metrics.transactions.Inc()
+		c.ctl.observe(func(ctl *control) { ctl.committed = last })
 	}
 	return nil
-}
-
-func (c *Capture) handle(ctx context.Context, conn *pgx.Conn, tx *txState, xld pglogrepl.XLogData) (*txState, error) {
-	msg, err := pglogrepl.Parse(xld.WALData)
-	if err != nil {
-		return tx, fmt.Errorf("parse pgoutput message at %s: %w", xld.WALStart, err)
-	}
-	switch m := msg.(type) {
-	case *pglogrepl.RelationMessage:
-		cols, err := relationColumns(ctx, conn, m)
-		if err != nil {
-			return tx, err
-		}
-		rel, err := newRelation(&c.cfg, &change.Table{Schema: m.Namespace, Name: m.RelationName, Columns: cols})
-		if err != nil {
-			return tx, err
-		}
-		c.relations[m.RelationID] = rel
-	case *pglogrepl.BeginMessage:
-		return &txState{xid: m.Xid, commit: change.LSN(m.FinalLSN), time: m.CommitTime,
-			perTable: map[string]int64{}}, nil
-	case *pglogrepl.CommitMessage:
-		if tx == nil {
-			return nil, fmt.Errorf("commit at %s without a transaction", m.CommitLSN)
-		}
-		if tx.index > 0 {
-			if err := c.transactionRecord(ctx, tx, serde.TransactionEnd); err != nil {
-				return nil, err
-			}
-			c.metrics.commitTime.Set(float64(tx.time.UnixMilli()) / 1000)
-		}
-		return nil, c.pub.sourceCommitted(ctx, change.LSN(m.TransactionEndLSN))
-	case *pglogrepl.LogicalDecodingMessage:
-		return tx, c.message(ctx, tx, m)
-	case *pglogrepl.InsertMessage:
-		return tx, c.change(ctx, tx, xld, m.RelationID, change.OpCreate, nil, 0, m.Tuple)
-	case *pglogrepl.UpdateMessage:
-		return tx, c.change(ctx, tx, xld, m.RelationID, change.OpUpdate, m.OldTuple, m.OldTupleType, m.NewTuple)
-	case *pglogrepl.DeleteMessage:
-		return tx, c.change(ctx, tx, xld, m.RelationID, change.OpDelete, m.OldTuple, m.OldTupleType, nil)
-	}
-	return tx, nil
-}
-
-func (c *Capture) change(ctx context.Context, tx *txState, xld pglogrepl.XLogData, relID uint32, op change.Op,
-	oldTuple *pglogrepl.TupleData, oldType uint8, newTuple *pglogrepl.TupleData) error {
-	if tx == nil {
-		return fmt.Errorf("change at %s outside a transaction", xld.WALStart)
-	}
-	rel, ok := c.relations[relID]
-	if !ok {
-		return fmt.Errorf("change at %s to relation %d that pgoutput never described", xld.WALStart, relID)
-	}
-	t := rel.pub
-	if !c.want[t.String()] {
-		return nil // published, but not captured by this configuration
-	}
-	oldTuple, newTuple = rel.tuple(c.cfg.MaskSalt, oldTuple), rel.tuple(c.cfg.MaskSalt, newTuple)
-	lsn := change.LSN(xld.WALStart)
-	raw := rawChange{Schema: t.Schema, Table: t.Name, Op: op.String(), Before: rawTuple(t, oldTuple), After: rawTuple(t, newTuple)}
-	after, err := c.dec.row(t, newTuple)
-	if err != nil {
-		return c.deadLetter(ctx, tx, t, lsn, raw, err)
-	}
-	var before change.Row
-	switch oldType {
-	case pglogrepl.UpdateMessageTupleTypeOld: // REPLICA IDENTITY FULL
-		before, err = c.dec.row(t, oldTuple)
-	case pglogrepl.UpdateMessageTupleTypeKey: // the key changed, or a delete
-		before, err = c.dec.keyRow(t, oldTuple)
-	}
-	if err != nil {
-		return c.deadLetter(ctx, tx, t, lsn, raw, err)
-	}
-	// An unchanged TOASTed value is left out of the new row; with a full
-	// before image it is known.
-	for col, v := range after {
-		if _, ok := v.(change.Unavailable); ok && oldType == pglogrepl.UpdateMessageTupleTypeOld {
-			after[col] = before[col]
-		}
-	}
-	if op == change.OpUpdate && before != nil && keyChanged(t, before, after) {
-		// Debezium's way: a delete of the old key (and its tombstone), then
-		// a create of the new one.
-		if err := c.emit(ctx, tx, t, lsn, change.OpDelete, before, nil, raw); err != nil {
-			return err
-		}
-		return c.emit(ctx, tx, t, lsn, change.OpCreate, nil, after, raw)
-	}
-	return c.emit(ctx, tx, t, lsn, op, before, after, raw)
-}
-
-func keyChanged(t *change.Table, before, after change.Row) bool {
-	for _, col := range t.KeyColumns() {
-		if fmt.Sprint(before[col.Name]) != fmt.Sprint(after[col.Name]) {
-			return true
-		}
-	}
-	return false
-}
-
-// txID is a transaction's id in envelopes and transaction records.
-func (tx *txState) id() string { return fmt.Sprintf("%d:%d", tx.xid, uint64(tx.commit)) }
-
-// emit publishes one change event of tx (and its tombstone after a delete),
-// unless a previous run published it already. The first event of a
-// transaction is preceded by its BEGIN record.
-func (c *Capture) emit(ctx context.Context, tx *txState, t *change.Table, lsn change.LSN, op change.Op, before, after change.Row, raw rawChange) error {
-	if err := c.next(ctx, tx, t.String()); err != nil {
-		return err
-	}
-	ev := &change.Event{
-		Op: op, Before: before, After: after,
-		Source: change.Source{
-			Version: Version, Connector: "postgresql", Name: c.cfg.TopicPrefix,
-			TsMs: tx.time.UnixMilli(), Snapshot: "false", DB: c.db,
-			Sequence: change.SequenceFor(tx.commit, lsn), TsUs: tx.time.UnixMicro(), TsNs: tx.time.UnixNano(),
-			Schema: t.Schema, Table: t.Name, TxID: int64(tx.xid), LSN: lsn,
-		},
-		Transaction: &change.Transaction{
-			ID: tx.id(), TotalOrder: int64(tx.index), DataCollectionOrder: tx.perTable[t.String()],
-		},
-		TsMs:     time.Now().UnixMilli(),
-		Position: change.Position{CommitLSN: tx.commit, Index: tx.index},
-	}
-	if ev.Position.Compare(c.resume) <= 0 {
-		c.countSkipped() // committed to Kafka before a restart
-		return nil
-	}
-	if tx.commit < c.snapshotLSN[t.String()] {
-		return nil // committed before the table's snapshot, which holds it
-	}
-	rec, err := c.enc.Encode(ctx, t, ev)
-	var valueErr *serde.ValueError
-	if errors.As(err, &valueErr) || errors.Is(err, serde.ErrSchemaRejected) {
-		return c.publishDeadLetter(ctx, t, lsn, ev.Position, raw, err)
-	}
-	if err != nil {
-		return fmt.Errorf("encode change at %s to %s: %w", lsn, t, err)
-	}
-	records := []serde.Encoded{rec}
-	c.metrics.events.WithLabelValues(t.String(), op.String()).Inc()
-	if op == change.OpDelete && !c.cfg.NoTombstones {
-		tomb, err := c.enc.Tombstone(ctx, t, ev)
-		if err != nil {
-			return fmt.Errorf("encode tombstone at %s to %s: %w", lsn, t, err)
-		}
-		records = append(records, tomb)
-	}
-	return c.pub.produce(ctx, ev.Position, records)
-}
-
-// message publishes a logical decoding message to <prefix>.message, unless it
-// is a heartbeat or its prefix is not selected. A transactional message is a
-// change of its transaction; a non-transactional one stands alone at its LSN.
-func (c *Capture) message(ctx context.Context, tx *txState, m *pglogrepl.LogicalDecodingMessage) error {
-	if m.Prefix == HeartbeatPrefix || (len(c.cfg.MessagePrefixes) > 0 && !slices.Contains(c.cfg.MessagePrefixes, m.Prefix)) {
-		return nil
-	}
-	lsn := change.LSN(m.LSN)
-	msg := &serde.Message{Prefix: m.Prefix, Content: m.Content, TsMs: time.Now().UnixMilli(),
-		Source: change.Source{Version: Version, Connector: "postgresql", Name: c.cfg.TopicPrefix,
-			Snapshot: "false", DB: c.db, LSN: lsn}}
-	if m.Transactional && tx != nil {
-		if err := c.next(ctx, tx, ""); err != nil { // a message counts towards its transaction, in no table
-			return err
-		}
-		msg.Position = change.Position{CommitLSN: tx.commit, Index: tx.index}
-		msg.Source.TsMs, msg.Source.TsUs, msg.Source.TsNs = tx.time.UnixMilli(), tx.time.UnixMicro(), tx.time.UnixNano()
-		msg.Source.TxID, msg.Source.Sequence = int64(tx.xid), change.SequenceFor(tx.commit, lsn)
-		msg.Transaction = &change.Transaction{ID: tx.id(), TotalOrder: int64(tx.index), DataCollectionOrder: tx.perTable[""]}
-	} else {
-		msg.Position = change.Position{CommitLSN: lsn}
-		msg.Source.Sequence = change.SequenceFor(lsn, lsn)
-		msg.Source.TsMs = msg.TsMs
-	}
-	if msg.Position.Compare(c.resume) <= 0 {
-		c.countSkipped()
-		return nil
-	}
-	rec, err := c.enc.EncodeMessage(ctx, msg)
-	if err != nil {
-		return fmt.Errorf("encode logical decoding message at %s: %w", lsn, err)
-	}
-	return c.pub.produce(ctx, msg.Position, []serde.Encoded{rec})
-}
-
-func (c *Capture) countSkipped() {
-	c.skipped.Add(1)
-	c.metrics.skipped.Inc()
-}
-
-// next counts one more event of table in tx ("" for messages); the transaction's first event
-// is preceded by its BEGIN record.
-func (c *Capture) next(ctx context.Context, tx *txState, table string) error {
-	tx.index++
-	tx.perTable[table]++
-	if tx.index == 1 {
-		return c.transactionRecord(ctx, tx, serde.TransactionBegin)
-	}
-	return nil
-}
-
-// rawChange is a change in PostgreSQL's text form: what the dead-letter
-// topic keeps of a change capture could not encode.
-type rawChange struct {
-	Schema   string             `json:"schema"`
-	Table    string             `json:"table"`
-	Op       string             `json:"op"`
-	Before   map[string]*string `json:"before"`
-	After    map[string]*string `json:"after"`
-	Position string             `json:"position"`
-	LSN      string             `json:"lsn"`
-	Error    string             `json:"error"`
-}
-
-func rawTuple(t *change.Table, tuple *pglogrepl.TupleData) map[string]*string {
-	if tuple == nil {
-		return nil
-	}
-	out := make(map[string]*string, len(tuple.Columns))
-	for i, col := range tuple.Columns {
-		if i >= len(t.Columns) {
-			break
-		}
-		switch col.DataType {
-		case pglogrepl.TupleDataTypeNull:
-			out[t.Columns[i].Name] = nil
-		case pglogrepl.TupleDataTypeToast:
-			v := change.UnavailablePlaceholder
-			out[t.Columns[i].Name] = &v
-		default:
-			v := string(col.Data)
-			out[t.Columns[i].Name] = &v
-		}
-	}
-	return out
-}
-
-// deadLetter counts a change that could not be decoded as an event of tx
-// and publishes it to the dead-letter topic.
-func (c *Capture) deadLetter(ctx context.Context, tx *txState, t *change.Table, lsn change.LSN, raw rawChange, cause error) error {
-	if err := c.next(ctx, tx, t.String()); err != nil {
-		return err
-	}
-	pos := change.Position{CommitLSN: tx.commit, Index: tx.index}
-	if pos.Compare(c.resume) <= 0 {
-		c.countSkipped()
-		return nil
-	}
-	return c.publishDeadLetter(ctx, t, lsn, pos, raw, cause)
-}
-
-// publishDeadLetter writes a change capture cannot encode to the dead-letter
-// topic, in the same Kafka transaction as the changes around it: the row in
-// PostgreSQL's text form as JSON, the error and the source position in
-// headers. Capture goes on with the next change.
-func (c *Capture) publishDeadLetter(ctx context.Context, t *change.Table, lsn change.LSN, pos change.Position, raw rawChange, cause error) error {
-	raw.Position, raw.LSN, raw.Error = pos.String(), lsn.String(), cause.Error()
-	value, err := json.Marshal(raw)
-	if err != nil {
-		return err
-	}
-	c.deadLettered.Add(1)
-	c.metrics.deadLetters.WithLabelValues(t.String()).Inc()
-	c.log.Warn("change sent to the dead-letter topic", "table", t.String(), "position", pos.String(), "lsn", lsn.String(),
-		"topic", c.cfg.DeadLetterTopic, "err", cause)
-	return c.pub.produce(ctx, pos, []serde.Encoded{{
-		Topic: c.cfg.DeadLetterTopic, Key: []byte(t.String()), Value: value,
-		Headers: []serde.Header{
-			{Key: "cdcflow.error", Value: []byte(cause.Error())},
-			{Key: "cdcflow.position", Value: []byte(pos.String())},
-			{Key: "cdcflow.lsn", Value: []byte(lsn.String())},
-			{Key: "cdcflow.table", Value: []byte(t.String())},
-			{Key: "cdcflow.topic", Value: []byte(serde.Topic(c.cfg.TopicPrefix, t.Schema, t.Name))},
-		},
-	}})
-}
-
-// The positions of a transaction's BEGIN and END records: before its first
-// and after its last change, so that a restart skips them like changes.
-const (
-	beginIndex = 0
-	endIndex   = ^uint32(0)
-)
-
-// transactionRecord publishes tx's BEGIN or END record to the transaction
-// topic, unless a previous run did.
-func (c *Capture) transactionRecord(ctx context.Context, tx *txState, status serde.TransactionStatus) error {
-	if c.cfg.NoTransactionTopic {
-		return nil
-	}
-	pos := change.Position{CommitLSN: tx.commit, Index: beginIndex}
-	rec := serde.TransactionRecord{Status: status, ID: tx.id(), TsMs: tx.time.UnixMilli()}
-	if status == serde.TransactionEnd {
-		pos.Index = endIndex
-		rec.EventCount = int64(tx.index)
-		for _, name := range slices.Sorted(maps.Keys(tx.perTable)) {
-			if name == "" {
-				continue // logical decoding messages
-			}
-			rec.DataCollections = append(rec.DataCollections, serde.DataCollectionCount{DataCollection: name, EventCount: tx.perTable[name]})
-		}
-	}
-	if pos.Compare(c.resume) <= 0 {
-		return nil
-	}
-	enc, err := c.enc.EncodeTransaction(ctx, rec)
-	if err != nil {
-		return fmt.Errorf("encode transaction %s record of %s: %w", status, rec.ID, err)
-	}
-	return c.pub.produce(ctx, pos, []serde.Encoded{enc})
 }
 
 // ensureTopic creates topic with the broker's default partitions and

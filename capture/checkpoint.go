@@ -19,8 +19,23 @@ import (
 type Checkpoint struct {
 	Position change.Position `json:"position"`
 	Confirm  change.LSN      `json:"confirm_lsn"`
+	// LastCommit is the end LSN of the last source transaction read, the
+	// first LSN of the next change's source.sequence (Debezium's lsn_commit
+	// offset); 0 before the first.
+	LastCommit change.LSN `json:"last_commit_lsn,omitempty"`
 	// Snapshot is nil until capture starts a snapshot.
 	Snapshot *SnapshotState `json:"snapshot,omitempty"`
+	// Incremental is how far the incremental snapshots got; nil when none
+	// is pending.
+	Incremental *IncrementalState `json:"incremental,omitempty"`
+	// LastSignal is the position of the last signal capture acted on: one
+	// PostgreSQL sends again after a restart is not acted on twice.
+	LastSignal *change.Position `json:"last_signal,omitempty"`
+	// SlotLost is set while capture recovers from the loss of its slot:
+	// from the moment it found the slot gone until the deletes the new
+	// slot cannot show are published and the incremental snapshot of every
+	// table is planned. A restart in between starts the recovery over.
+	SlotLost *SlotLoss `json:"slot_lost,omitempty"`
 }
 
 // SnapshotState is how far the snapshot of the tables' existing rows got.
@@ -57,64 +72,92 @@ func ensureCheckpointTopic(ctx context.Context, adm *kadm.Client, topic string) 
 // topic's last stable offset, so it sees exactly the checkpoints whose
 // transactions committed. The caller must have fenced earlier producers with
 // the same transactional id first, or an open transaction of a crashed
-// capture holds the last stable offset back until it times out.
-func ReadCheckpoint(ctx context.Context, brokers []string, topic, prefix, slot string) (Checkpoint, bool, error) {
-	return readCheckpoint(ctx, brokers, topic, checkpointKey(prefix, slot))
+// capture holds the last stable offset back until it times out. opts are
+// the franz-go options of the connection (TLS, SASL), as in
+// Config.KafkaOptions.
+func ReadCheckpoint(ctx context.Context, brokers []string, topic, prefix, slot string, opts ...kgo.Opt) (Checkpoint, bool, error) {
+	return readCheckpoint(ctx, brokers, opts, topic, checkpointKey(prefix, slot))
 }
 
 func checkpointKey(prefix, slot string) string { return prefix + "/" + slot }
 
-func readCheckpoint(ctx context.Context, brokers []string, topic, key string) (Checkpoint, bool, error) {
-	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func readCheckpoint(ctx context.Context, brokers []string, opts []kgo.Opt, topic, key string) (Checkpoint, bool, error) {
+	var last Checkpoint
+	var found bool
+	err := scanTopic(ctx, brokers, opts, topic, func(r *kgo.Record) {
+		if string(r.Key) != key || r.Value == nil {
+			return
+		}
+		var c Checkpoint
+		if err := json.Unmarshal(r.Value, &c); err == nil {
+			last, found = c, true
+		}
+	})
 	if err != nil {
-		return Checkpoint{}, false, err
+		return Checkpoint{}, false, fmt.Errorf("read checkpoint topic %s: %w", topic, err)
+	}
+	return last, found, nil
+}
+
+// scanTopic calls fn with every record of topic that a read_committed
+// consumer sees, partition by partition in offset order, up to the
+// partitions' last stable offsets when it starts.
+func scanTopic(ctx context.Context, brokers []string, opts []kgo.Opt, topic string, fn func(*kgo.Record)) error {
+	adm, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
+	if err != nil {
+		return err
 	}
 	stable, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, topic)
 	adm.Close()
 	if err != nil {
-		return Checkpoint{}, false, fmt.Errorf("list stable offsets of %s: %w", topic, err)
+		return fmt.Errorf("list stable offsets: %w", err)
 	}
-	end, ok := stable.Lookup(topic, 0)
-	if !ok || end.Err != nil {
-		return Checkpoint{}, false, fmt.Errorf("checkpoint topic %s has no partition 0: %v", topic, end.Err)
+	ends := map[int32]int64{}
+	start := map[int32]kgo.Offset{}
+	var lookupErr error
+	stable.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			lookupErr = o.Err
+		}
+		if o.Topic == topic && o.Offset > 0 {
+			ends[o.Partition], start[o.Partition] = o.Offset, kgo.NewOffset().AtStart()
+		}
+	})
+	if lookupErr != nil {
+		return fmt.Errorf("list stable offsets: %w", lookupErr)
 	}
-	if end.Offset == 0 {
-		return Checkpoint{}, false, nil
+	if len(ends) == 0 {
+		return nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords()}, opts...)...)
 	if err != nil {
-		return Checkpoint{}, false, err
+		return err
 	}
 	defer cl.Close()
-	var last Checkpoint
-	var found bool
-	for {
+	for len(ends) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return Checkpoint{}, false, fmt.Errorf("read checkpoint topic %s: %w", topic, err)
+			return err
 		}
 		var fetchErr error
 		fs.EachError(func(_ string, _ int32, err error) { fetchErr = err })
 		if fetchErr != nil {
-			return Checkpoint{}, false, fmt.Errorf("read checkpoint topic %s: %w", topic, fetchErr)
+			return fetchErr
 		}
-		done := false
 		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset >= end.Offset-1 {
-				done = true
+			end, ok := ends[r.Partition]
+			if !ok {
+				return // read to its end already
 			}
-			if r.Attrs.IsControl() || string(r.Key) != key || r.Value == nil {
-				return
+			if r.Offset >= end-1 {
+				delete(ends, r.Partition)
 			}
-			var c Checkpoint
-			if err := json.Unmarshal(r.Value, &c); err == nil {
-				last, found = c, true
+			if r.Offset < end && !r.Attrs.IsControl() {
+				fn(r)
 			}
 		})
-		if done {
-			return last, found, nil
-		}
 	}
+	return nil
 }

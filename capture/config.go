@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cdcflow/cdcflow/change"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -43,8 +44,9 @@ type Config struct {
 	MaskSalt string
 	// Brokers are the Kafka bootstrap servers capture publishes to.
 	Brokers []string
-	// KafkaOptions are extra franz-go options for capture's producer (TLS,
-	// SASL, ...). Capture sets the transactional id itself.
+	// KafkaOptions are extra franz-go options for every Kafka client capture
+	// opens (TLS, SASL: kafkaconn.Config.KgoOpts). Capture sets the
+	// transactional id itself.
 	KafkaOptions []kgo.Opt
 	// CheckpointTopic is the compacted topic capture commits its position to,
 	// in the same transactions as the change records. Default
@@ -82,6 +84,33 @@ type Config struct {
 	// SnapshotProgressInterval is how often a running snapshot logs its
 	// progress (rows done, estimated total, rows/s). Default 5s.
 	SnapshotProgressInterval time.Duration
+	// SnapshotProgress, when set, is called from the snapshot loop after
+	// each batch of rows it publishes (a few hundred), with the rows
+	// published so far and the estimated total (the tables' reltuples; 0
+	// when PostgreSQL has no estimate), and once more when the snapshot is
+	// committed, with done == total. It must return quickly: a progress
+	// bar, not I/O.
+	SnapshotProgress func(done, total int64)
+	// IncrementalChunkRows is how many rows, in primary-key order, one
+	// chunk of an incremental snapshot reads (Debezium's
+	// incremental.snapshot.chunk.size). Default 1024.
+	IncrementalChunkRows int
+	// SignalTable is the signalling table, schema.table, in Debezium's
+	// debezium_signal shape (id varchar(42) PRIMARY KEY, type varchar(32)
+	// NOT NULL, data varchar(2048)); Debezium calls it
+	// signal.data.collection. Capture creates it if it is missing, adds it
+	// to the publication and reads the rows inserted into it from the
+	// replication stream as signals (execute-snapshot, stop-snapshot, log);
+	// it never publishes the table's changes. Empty: no signals. Anyone who
+	// may insert into it can make capture read any captured table, with a
+	// filter of their choosing: grant INSERT as you would SELECT on those.
+	SignalTable string
+	// SlotFailover creates the slot as a failover slot (Debezium's
+	// slot.failover), and makes an existing one so, when PostgreSQL is 17
+	// or newer: a standby with sync_replication_slots keeps a copy of it,
+	// and capture goes on from the promoted standby after a failover. On an
+	// older server capture logs that it cannot and uses an ordinary slot.
+	SlotFailover bool
 	// DeadLetterTopic receives the changes capture cannot encode (a value
 	// with no Avro form, a schema the registry rejects), with the error and
 	// the source position in headers and the row in PostgreSQL's text form
@@ -106,6 +135,20 @@ type Config struct {
 	// whose prefix is listed, or all when the list is empty. Heartbeats are
 	// never published.
 	MessagePrefixes []string
+	// SkippedOperations are the operations capture does not publish, as
+	// Debezium's skipped.operations: any of change.OpCreate, OpUpdate,
+	// OpDelete and OpTruncate. nil is Debezium's default, truncates only; an
+	// empty, non-nil slice publishes every operation (Debezium's "none").
+	// [ParseSkippedOperations] reads Debezium's form ("t", "none", "c,u").
+	SkippedOperations []change.Op
+	// TableRefreshInterval is how often capture looks for tables created
+	// since it started that match a pattern of Tables (and no pattern of
+	// ExcludeTables). It adds such a table to the publication, reads the
+	// rows it already holds (as a snapshot would, unless Snapshot is
+	// SnapshotNoData) and streams its changes, without a restart of the
+	// process. Default 10s; negative turns it off. Without wildcards in
+	// Tables it does nothing.
+	TableRefreshInterval time.Duration
 	// StatusInterval is how often capture reports its confirmed position to
 	// PostgreSQL. Default 10s.
 	StatusInterval time.Duration
@@ -135,6 +178,9 @@ func (c *Config) setDefaults() {
 	if c.SnapshotChunkRows == 0 {
 		c.SnapshotChunkRows = 50000
 	}
+	if c.IncrementalChunkRows == 0 {
+		c.IncrementalChunkRows = 1024
+	}
 	if c.SnapshotProgressInterval == 0 {
 		c.SnapshotProgressInterval = 5 * time.Second
 	}
@@ -159,6 +205,12 @@ func (c *Config) setDefaults() {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 10 * time.Second
 	}
+	if c.SkippedOperations == nil {
+		c.SkippedOperations = []change.Op{change.OpTruncate}
+	}
+	if c.TableRefreshInterval == 0 {
+		c.TableRefreshInterval = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -166,8 +218,10 @@ func (c *Config) setDefaults() {
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
-// Validate reports every problem with c at once.
-func (c *Config) Validate() error {
+// Validate reports every problem with c at once, its zero fields taken
+// at their defaults, as New takes them.
+func (c Config) Validate() error {
+	c.setDefaults()
 	var errs []error
 	if c.DSN == "" {
 		errs = append(errs, errors.New("no PostgreSQL DSN: set --pg-dsn (CDCFLOW_PG_DSN), e.g. postgres://user:pass@localhost:5432/db"))
@@ -179,10 +233,18 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("transaction bounds %d records, %v are negative", c.TransactionRecords, c.TransactionTime))
 	}
 	if !c.Snapshot.valid() {
-		errs = append(errs, fmt.Errorf("snapshot mode %q is unknown: use initial, initial_only, no_data or when_needed", c.Snapshot))
+		errs = append(errs, fmt.Errorf("snapshot mode %q is unknown: set --snapshot-mode (CDCFLOW_SNAPSHOT_MODE) to initial, initial_only, no_data or when_needed", c.Snapshot))
 	}
 	if c.SnapshotWorkers < 1 || c.SnapshotChunkRows < 1 {
 		errs = append(errs, fmt.Errorf("snapshot workers (%d) and chunk rows (%d) must be at least 1", c.SnapshotWorkers, c.SnapshotChunkRows))
+	}
+	if c.IncrementalChunkRows < 1 {
+		errs = append(errs, fmt.Errorf("incremental snapshot chunk rows (%d) must be at least 1", c.IncrementalChunkRows))
+	}
+	if c.SignalTable != "" {
+		if _, _, err := splitTable(c.SignalTable); err != nil {
+			errs = append(errs, fmt.Errorf("signal table: %w", err))
+		}
 	}
 	if len(c.Tables) == 0 {
 		errs = append(errs, errors.New("no tables to capture: set --tables (CDCFLOW_TABLES), e.g. public.orders"))
@@ -211,6 +273,11 @@ func (c *Config) Validate() error {
 	}
 	if c.StatusInterval < 0 {
 		errs = append(errs, fmt.Errorf("status interval %v is negative", c.StatusInterval))
+	}
+	for _, op := range c.SkippedOperations {
+		if !slices.Contains(skippableOps, op) {
+			errs = append(errs, fmt.Errorf("skipped operation %q is not one of c, u, d, t", op))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -97,6 +97,12 @@ func (d *decoder) value(c change.Column, s string) (any, error) {
 		}
 		return hex.DecodeString(s[2:])
 	case "date", "timestamp", "timestamptz":
+		switch s {
+		case "infinity":
+			return change.PositiveInfinity, nil
+		case "-infinity":
+			return change.NegativeInfinity, nil
+		}
 		typ, ok := d.types.TypeForOID(c.OID)
 		if !ok {
 			return nil, fmt.Errorf("no decoder for type oid %d", c.OID)
@@ -107,7 +113,7 @@ func (d *decoder) value(c change.Column, s string) (any, error) {
 		}
 		t, ok := v.(time.Time)
 		if !ok {
-			return nil, fmt.Errorf("%s value %q is not a finite time; capture cannot represent infinity yet", c.Type, s)
+			return nil, fmt.Errorf("%s value %q is not a time", c.Type, s)
 		}
 		if c.Type == "timestamp" || c.Type == "date" {
 			// no time zone: the wall clock reads as UTC, as Debezium reads it
@@ -122,6 +128,10 @@ func (d *decoder) value(c change.Column, s string) (any, error) {
 		return parseInterval(s)
 	case "hstore":
 		return parseHstore(s)
+	case "bit", "varbit":
+		return parseBits(c.Type, c.TypeMod, s)
+	case "point", "box", "lseg", "path", "polygon", "circle", "line":
+		return parseGeometric(c.Type, s)
 	default:
 		return s, nil
 	}

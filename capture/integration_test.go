@@ -38,6 +38,7 @@ type fixture struct {
 	prefix  string
 	brokers []string
 	reg     *sr.Client
+	enc     *serde.Encoder // capture's encoder; nil: one on reg
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -61,7 +62,7 @@ func newFixtureIn(t *testing.T, dsn string) *fixture {
 	f.prefix = "cap" + f.name
 	t.Cleanup(func() {
 		ctx := context.Background()
-		dropSlotWhenIdle(f)
+		testenv.DropSlot(ctx, f.db, f.name)
 		f.db.Exec(ctx, "DROP PUBLICATION IF EXISTS "+f.name)
 		f.db.Exec(ctx, "DROP TABLE IF EXISTS "+f.name)
 		f.db.Close(ctx)
@@ -140,7 +141,9 @@ func (f *fixture) startCapture(cfg capture.Config) *capture.Capture {
 	return c
 }
 
-func (f *fixture) run(cfg capture.Config, waitStreaming bool) (c *capture.Capture, stop func()) {
+// capture returns a Capture of cfg on the fixture's table, slot,
+// publication, topic prefix and services.
+func (f *fixture) capture(cfg capture.Config) *capture.Capture {
 	f.t.Helper()
 	cfg.DSN, cfg.TopicPrefix, cfg.Slot, cfg.Publication = f.dsn, f.prefix, f.name, f.name
 	if cfg.Tables == nil {
@@ -151,10 +154,20 @@ func (f *fixture) run(cfg capture.Config, waitStreaming bool) (c *capture.Captur
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	cfg.Brokers = f.brokers
-	c, err := capture.New(cfg, serde.NewEncoder(f.reg, f.prefix))
+	enc := f.enc
+	if enc == nil {
+		enc = serde.NewEncoder(f.reg, f.prefix)
+	}
+	c, err := capture.New(cfg, enc)
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return c
+}
+
+func (f *fixture) run(cfg capture.Config, waitStreaming bool) (c *capture.Capture, stop func()) {
+	f.t.Helper()
+	c = f.capture(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -196,15 +209,23 @@ func (f *fixture) consume(topic string, n int) []record {
 	return f.consumeAtLeast(topic, n, 60*time.Second, 0)
 }
 
-// consumeAtLeast reads records of topic with read_committed isolation until
-// it has n, then what else arrives within linger.
-func (f *fixture) consumeAtLeast(topic string, n int, timeout, linger time.Duration) []record {
+// reader returns a client that reads topic from the start with
+// read_committed isolation.
+func (f *fixture) reader(topic string) *kgo.Client {
 	f.t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return cl
+}
+
+// consumeAtLeast reads records of topic with read_committed isolation until
+// it has n, then what else arrives within linger.
+func (f *fixture) consumeAtLeast(topic string, n int, timeout, linger time.Duration) []record {
+	f.t.Helper()
+	cl := f.reader(topic)
 	defer cl.Close()
 	dec := serde.NewDecoder(f.reg)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -248,11 +269,7 @@ func (f *fixture) consumeAtLeast(topic string, n int, timeout, linger time.Durat
 // they are on the wire.
 func (f *fixture) rawRecords(topic string, n int) []*kgo.Record {
 	f.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	cl := f.reader(topic)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -302,6 +319,7 @@ func TestCaptureInsertUpdateDelete(t *testing.T) {
 		{change.OpDelete, row(big.NewRat(45, 1), "paid", "gift"), nil},
 	}
 	var last change.Position
+	var prevCommit change.LSN
 	for i, w := range want {
 		r := recs[i]
 		if !reflect.DeepEqual(r.key, change.Row{"id": int64(1)}) {
@@ -322,18 +340,32 @@ func TestCaptureInsertUpdateDelete(t *testing.T) {
 		if s.LSN < bounds[i][0] || s.LSN >= bounds[i][1] {
 			t.Errorf("record %d: source.lsn %s outside the WAL written by its statement [%s, %s]", i, s.LSN, bounds[i][0], bounds[i][1])
 		}
-		commit, lsn, err := change.ParseSequence(s.Sequence)
-		if err != nil || lsn != s.LSN || commit < lsn || commit >= bounds[i][1] {
-			t.Errorf("record %d: source.sequence %s does not hold [commit, lsn] of lsn %s: %v", i, s.Sequence, s.LSN, err)
+		// Debezium's SourceInfo.sequence: the end of the last transaction
+		// committed before (after the previous statement's commit, before
+		// this statement), then the change's own LSN.
+		lastCommit, lsn, err := change.ParseSequence(s.Sequence)
+		if err != nil || lsn != s.LSN || (i > 0 && (lastCommit <= prevCommit || lastCommit > bounds[i][0])) {
+			t.Errorf("record %d: source.sequence %s is not [end of the last commit, lsn %s] (previous commit %s, statement from %s): %v",
+				i, s.Sequence, s.LSN, prevCommit, bounds[i][0], err)
 		}
-		if ev.Transaction == nil || ev.Transaction.TotalOrder != 1 || ev.Transaction.DataCollectionOrder != 1 ||
-			ev.Transaction.ID != fmt.Sprintf("%d:%d", s.TxID, uint64(commit)) {
-			t.Errorf("record %d: transaction = %+v", i, ev.Transaction)
+		// Debezium's transaction.id is <txId>:<the change's LSN>;
+		// commit_lsn, cdcflow's, is the commit's, with total_order the
+		// position.
+		tx := ev.Transaction
+		if tx == nil || tx.TotalOrder != 1 || tx.DataCollectionOrder != 1 || tx.ID != fmt.Sprintf("%d:%d", s.TxID, uint64(s.LSN)) ||
+			tx.CommitLSN <= s.LSN || tx.CommitLSN >= bounds[i][1] || ev.Position != (change.Position{CommitLSN: tx.CommitLSN, Index: 1}) {
+			t.Errorf("record %d: transaction = %+v, position %s", i, tx, ev.Position)
+		}
+		if s.Origin != "" || s.OriginLSN != 0 {
+			t.Errorf("record %d: a local transaction has origin %q at %s", i, s.Origin, s.OriginLSN)
 		}
 		if ev.Position.Compare(last) <= 0 {
 			t.Errorf("record %d: position %s not after %s", i, ev.Position, last)
 		}
 		last = ev.Position
+		if tx != nil {
+			prevCommit = tx.CommitLSN
+		}
 	}
 	if recs[4].event != nil || !reflect.DeepEqual(recs[4].key, change.Row{"id": int64(1)}) {
 		t.Errorf("record 4 = %+v, want the tombstone of id=1", recs[4])
@@ -375,6 +407,12 @@ func TestCaptureResumesAfterRestartWithoutLoss(t *testing.T) {
 		if got := r.event.After["id"]; got != int32(i+1) {
 			t.Errorf("record %d (by position) has id %v, want %d", i, got, i+1)
 		}
+	}
+	// The last commit read before a restart is in the checkpoint, as in
+	// Debezium's offsets: the change committed while capture was down
+	// names a commit at or after the first row's.
+	if lastCommit, _, err := change.ParseSequence(recs[1].event.Source.Sequence); err != nil || lastCommit <= recs[0].event.Position.CommitLSN {
+		t.Errorf("after the restart source.sequence is %s (%v), want the end of a commit after %s", recs[1].event.Source.Sequence, err, recs[0].event.Position.CommitLSN)
 	}
 }
 
@@ -535,7 +573,7 @@ func TestTransactionTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	changes := f.consume(serde.Topic(f.prefix, "public", other), 1)
-	txID := changes[0].event.Transaction.ID
+	ev := changes[0].event
 
 	dec := serde.NewDecoder(f.reg)
 	ctx := context.Background()
@@ -550,14 +588,60 @@ func TestTransactionTopic(t *testing.T) {
 		}
 		got = append(got, rec)
 	}
+	// Debezium's ids: <txId>:<LSN of the BEGIN> (at or before the first
+	// change) and <txId>:<end LSN> (after the commit record).
+	var begin, end change.LSN
+	if _, err := fmt.Sscanf(got[0].ID, fmt.Sprintf("%d:%%d", ev.Source.TxID), &begin); err != nil || begin == 0 || begin > ev.Source.LSN {
+		t.Errorf("BEGIN id %s: want %d:<LSN of the BEGIN, at most %d> (%v)", got[0].ID, ev.Source.TxID, uint64(ev.Source.LSN), err)
+	}
+	if _, err := fmt.Sscanf(got[1].ID, fmt.Sprintf("%d:%%d", ev.Source.TxID), &end); err != nil || end <= ev.Transaction.CommitLSN {
+		t.Errorf("END id %s: want %d:<end LSN, after the commit at %d> (%v)", got[1].ID, ev.Source.TxID, uint64(ev.Transaction.CommitLSN), err)
+	}
 	ts := got[0].TsMs
 	want := []serde.TransactionRecord{
-		{Status: serde.TransactionBegin, ID: txID, TsMs: ts},
-		{Status: serde.TransactionEnd, ID: txID, TsMs: ts, EventCount: 3, DataCollections: []serde.DataCollectionCount{
+		{Status: serde.TransactionBegin, ID: got[0].ID, TsMs: ts},
+		{Status: serde.TransactionEnd, ID: got[1].ID, TsMs: ts, EventCount: 3, DataCollections: []serde.DataCollectionCount{
 			{DataCollection: "public." + f.name, EventCount: 2}, {DataCollection: "public." + other, EventCount: 1}}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("transaction records:\ngot  %+v\nwant %+v", got, want)
+	}
+}
+
+// TestReplicationOriginInSource: a transaction with a replication origin (as
+// PostgreSQL's logical replication replays one) carries the origin's name
+// and its commit LSN there in source.origin and source.origin_lsn, as
+// Debezium 3.x fills them from pgoutput's Origin message; others carry null.
+func TestReplicationOriginInSource(t *testing.T) {
+	f := newFixture(t)
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", f.name))
+	origin := f.name + "_origin"
+	f.exec("SELECT pg_replication_origin_create($1)", origin)
+	t.Cleanup(func() { f.db.Exec(context.Background(), "SELECT pg_replication_origin_drop($1)", origin) })
+	f.start(capture.Config{})
+	f.exec("INSERT INTO " + f.name + " VALUES (1)")
+	f.exec("SELECT pg_replication_origin_session_setup($1)", origin)
+	tx, err := f.db.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{"SELECT pg_replication_origin_xact_setup('0/ABCDEF', now())", "INSERT INTO " + f.name + " VALUES (2)"} {
+		if _, err := tx.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.exec("SELECT pg_replication_origin_session_reset()")
+
+	recs := f.consume(serde.Topic(f.prefix, "public", f.name), 2)
+	for _, r := range recs {
+		s := r.event.Source
+		want := map[int32][2]any{1: {"", change.LSN(0)}, 2: {origin, change.LSN(0xABCDEF)}}[r.event.After["id"].(int32)]
+		if s.Origin != want[0] || s.OriginLSN != want[1] {
+			t.Errorf("row %v: source.origin %q, origin_lsn %s; want %q, %v", r.event.After["id"], s.Origin, s.OriginLSN, want[0], want[1])
+		}
 	}
 }
 
@@ -682,7 +766,8 @@ func TestLogicalDecodingMessages(t *testing.T) {
 	}
 	sort.Slice(got, func(i, j int) bool { return got[i].Position.Compare(got[j].Position) < 0 })
 	if m := got[0]; m.Prefix != "outbox" || string(m.Content) != `{"type":"OrderCreated","id":1}` || m.Transaction == nil ||
-		m.Transaction.ID != ins.Transaction.ID || m.Position != (change.Position{CommitLSN: ins.Position.CommitLSN, Index: 2}) {
+		m.Source.TxID != ins.Source.TxID || m.Transaction.ID != fmt.Sprintf("%d:%d", m.Source.TxID, uint64(m.Source.LSN)) ||
+		m.Transaction.CommitLSN != ins.Transaction.CommitLSN || m.Position != (change.Position{CommitLSN: ins.Position.CommitLSN, Index: 2}) {
 		t.Errorf("transactional message: %+v (transaction %+v), want the outbox message after the insert %v", m, m.Transaction, ins.Position)
 	}
 	if m := got[1]; m.Prefix != "outbox" || string(m.Content) != "right away" || m.Transaction != nil || m.Position.Compare(ins.Position) <= 0 {
@@ -690,17 +775,21 @@ func TestLogicalDecodingMessages(t *testing.T) {
 	}
 }
 
+// TestPoisonRowsGoToTheDeadLetterTopic: a NaN in a NOT NULL numeric column
+// has no Avro form, not even Debezium's null, so its change goes to the
+// dead-letter topic and capture goes on; in a nullable column it travels as
+// null, as Debezium publishes it.
 func TestPoisonRowsGoToTheDeadLetterTopic(t *testing.T) {
 	f := newFixture(t)
-	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, amount numeric(10,2))", f.name))
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, amount numeric(10,2) NOT NULL, ratio numeric)", f.name))
 	reg := prometheus.NewRegistry()
 	c := f.startCapture(capture.Config{Metrics: reg})
-	f.exec("INSERT INTO " + f.name + " VALUES (1, 'NaN')") // no Avro decimal for NaN
-	f.exec("INSERT INTO " + f.name + " VALUES (2, 2.50)")
+	f.exec("INSERT INTO " + f.name + " VALUES (1, 'NaN', 1)") // no Avro decimal for NaN, and not null
+	f.exec("INSERT INTO " + f.name + " VALUES (2, 2.50, 'NaN')")
 
 	good := f.consume(serde.Topic(f.prefix, "public", f.name), 1)
-	if got := good[0].event.After["id"]; got != int32(2) {
-		t.Fatalf("the change after the poison row is %v, want id 2", got)
+	if got := good[0].event.After; got["id"] != int32(2) || got["ratio"] != nil {
+		t.Fatalf("the change after the poison row is %v, want id 2 with ratio null", got)
 	}
 	recs := f.rawRecords(f.prefix+".dlq", 1)
 	if len(recs) != 1 {
@@ -778,21 +867,6 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 	return 0, false
 }
 
-// dropSlotWhenIdle drops the fixture's slot once its walsender let go of it:
-// right after capture stops, PostgreSQL may still show the slot active, and a
-// slot left behind holds WAL and one of max_replication_slots.
-func dropSlotWhenIdle(f *fixture) {
-	ctx := context.Background()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		var active bool
-		err := f.db.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", f.name).Scan(&active)
-		if err != nil || !active {
-			break
-		}
-	}
-	f.db.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", f.name)
-}
-
 // holdSlot starts replication from the fixture's slot on a connection of its
 // own, as a capture killed a moment ago whose walsender PostgreSQL has not
 // yet ended; release closes it.
@@ -853,7 +927,11 @@ func TestBusySlotTimesOutWithTheFix(t *testing.T) {
 	defer release()
 	cfg := capture.Config{DSN: f.dsn, Brokers: f.brokers, Tables: []string{"public." + f.name},
 		TopicPrefix: f.prefix, Slot: f.name, Publication: f.name, SlotBusyTimeout: 1500 * time.Millisecond}
-	c, err := capture.New(cfg, serde.NewEncoder(f.reg, f.prefix))
+	enc := f.enc
+	if enc == nil {
+		enc = serde.NewEncoder(f.reg, f.prefix)
+	}
+	c, err := capture.New(cfg, enc)
 	if err != nil {
 		t.Fatal(err)
 	}

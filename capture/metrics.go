@@ -18,6 +18,11 @@ type metrics struct {
 	lagBytes     prometheus.Gauge
 	commitTime   prometheus.Gauge
 	snapshotRows *prometheus.CounterVec
+	retries      *prometheus.CounterVec
+
+	incrementalRows    *prometheus.CounterVec
+	incrementalPending prometheus.Gauge
+	signals            *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, slot string) *metrics {
@@ -59,10 +64,28 @@ func newMetrics(reg prometheus.Registerer, slot string) *metrics {
 			Name: "cdcflow_capture_snapshot_rows_total", ConstLabels: labels,
 			Help: "Rows read by snapshots, by table.",
 		}, []string{"table"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcflow_capture_retries_total", ConstLabels: labels,
+			Help: "Failed attempts at a service that capture waits out and retries after a backoff, by service (registry).",
+		}, []string{"service"}),
+		incrementalRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcflow_capture_incremental_snapshot_rows_total", ConstLabels: labels,
+			Help: "Rows incremental snapshots published, by table (rows a newer streamed change replaced are not counted).",
+		}, []string{"table"}),
+		incrementalPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdcflow_capture_incremental_snapshot_tables", ConstLabels: labels,
+			Help: "Tables whose incremental snapshot is being read or waits its turn.",
+		}),
+		signals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcflow_capture_signals_total", ConstLabels: labels,
+			Help: "Signals read from the signalling table, by type (execute-snapshot, stop-snapshot, log, unknown) and result (applied, ignored).",
+		}, []string{"type", "result"}),
 	}
+	m.retries.WithLabelValues("registry") // shown at 0 until the registry first fails
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.skipped, m.transactions,
-			m.confirmedLSN, m.serverLSN, m.lagBytes, m.commitTime, m.snapshotRows} {
+			m.confirmedLSN, m.serverLSN, m.lagBytes, m.commitTime, m.snapshotRows, m.retries,
+			m.incrementalRows, m.incrementalPending, m.signals} {
 			reg.MustRegister(c)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/redact"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -33,7 +34,7 @@ var textSettings = map[string]string{
 func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("PostgreSQL DSN is malformed (%v); use postgres://user:password@host:port/db", redactErr(err))
+		return nil, fmt.Errorf("PostgreSQL DSN is malformed (%v); use postgres://user:password@host:port/db", redact.URL(err.Error()))
 	}
 	maps.Copy(cfg.RuntimeParams, textSettings)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -47,7 +48,7 @@ func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
 func connectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("PostgreSQL DSN is malformed (%v); use postgres://user:password@host:port/db", redactErr(err))
+		return nil, fmt.Errorf("PostgreSQL DSN is malformed (%v); use postgres://user:password@host:port/db", redact.URL(err.Error()))
 	}
 	cfg.RuntimeParams["replication"] = "database"
 	maps.Copy(cfg.RuntimeParams, textSettings) // pgoutput prints with the session's settings
@@ -72,19 +73,6 @@ func rootCause(err error) string {
 		}
 		err = next
 	}
-}
-
-// redactErr hides anything that looks like a DSN password in err's text.
-func redactErr(err error) string {
-	s := err.Error()
-	if i := strings.Index(s, "://"); i >= 0 {
-		if at := strings.Index(s[i:], "@"); at >= 0 {
-			if colon := strings.Index(s[i+3:i+at], ":"); colon >= 0 {
-				s = s[:i+3+colon+1] + "xxxxx" + s[i+at:]
-			}
-		}
-	}
-	return s
 }
 
 // preflight checks what capture needs from PostgreSQL and says how to fix
@@ -165,29 +153,18 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, publication string, 
 	return nil
 }
 
-// ensureSlot returns the slot's confirmed position, creating the slot first
-// if it does not exist; a new slot comes with the name of a snapshot it
-// exported, valid while repl stays idle.
-func ensureSlot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, slot string) (change.LSN, string, error) {
-	var plugin string
-	var confirmed *string
-	err := conn.QueryRow(ctx, `SELECT plugin, confirmed_flush_lsn::text FROM pg_replication_slots
-		WHERE slot_name = $1 AND database = current_database()`, slot).Scan(&plugin, &confirmed)
-	if err == nil {
-		if plugin != "pgoutput" {
-			return 0, "", fmt.Errorf("replication slot %s uses plugin %s; capture needs pgoutput: drop the slot or set --slot to another name", slot, plugin)
-		}
-		if confirmed == nil {
-			return 0, "", nil
-		}
-		lsn, err := change.ParseLSN(*confirmed)
-		return lsn, "", err
+// createSlot creates the slot, a failover slot if failover, and returns
+// its consistent point and the name of the snapshot it exported, valid
+// while repl stays idle.
+func createSlot(ctx context.Context, repl *pgconn.PgConn, slot string, failover bool) (change.LSN, string, error) {
+	var res pglogrepl.CreateReplicationSlotResult
+	var err error
+	if failover {
+		res, err = pglogrepl.ParseCreateReplicationSlot(repl.Exec(ctx, createSlotSQL(slot, true)))
+	} else {
+		res, err = pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput",
+			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return 0, "", fmt.Errorf("look up replication slot %s: %w", slot, err)
-	}
-	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
 	if err != nil {
 		return 0, "", fmt.Errorf("create replication slot %s: %w; check max_replication_slots and that the user has REPLICATION", slot, err)
 	}
@@ -195,26 +172,51 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, slot s
 	return lsn, res.SnapshotName, err
 }
 
+// createSlotSQL is the replication command that creates a logical slot
+// for pgoutput exporting its snapshot, in the option syntax of PostgreSQL
+// 15 and later, with FAILOVER (PostgreSQL 17) if failover.
+func createSlotSQL(slot string, failover bool) string {
+	opts := "SNAPSHOT 'export'"
+	if failover {
+		opts += ", FAILOVER true"
+	}
+	return fmt.Sprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (%s)", pgx.Identifier{slot}.Sanitize(), opts)
+}
+
+// catalogColumn is a column as the catalog describes it: its type fields,
+// key and nullability, and the text of its DEFAULT as pg_get_expr prints it
+// (nil for none), which columnDefault reads into the column's Default.
+type catalogColumn struct {
+	change.Column
+	DefaultExpr *string `json:",omitempty"`
+}
+
 // relationColumns reads what a pgoutput Relation message lacks from the
 // catalog: type names (domains resolved to their base types), enum labels,
-// array element types, nullability and which columns form the key.
-func relationColumns(ctx context.Context, conn *pgx.Conn, rel *pglogrepl.RelationMessage) ([]change.Column, error) {
+// array element types, nullability, defaults and which columns form the key.
+func relationColumns(ctx context.Context, conn *pgx.Conn, rel *pglogrepl.RelationMessage) ([]catalogColumn, error) {
 	rows, err := conn.Query(ctx, `
 		SELECT a.attname, NOT a.attnotnull,
 		       COALESCE(a.attnum = ANY ((SELECT i.indkey FROM pg_index i
 		                 WHERE i.indrelid = a.attrelid AND (i.indisprimary OR i.indisreplident)
-		                 ORDER BY i.indisprimary DESC LIMIT 1)::int2[]), false)
+		                 ORDER BY i.indisprimary DESC LIMIT 1)::int2[]), false),
+		       `+columnDefaultSQL+`
 		FROM pg_attribute a
+		JOIN pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`, rel.RelationID)
 	if err != nil {
 		return nil, fmt.Errorf("read columns of %s.%s: %w", rel.Namespace, rel.RelationName, err)
 	}
-	type attr struct{ nullable, key bool }
+	type attr struct {
+		nullable, key bool
+		def           *string
+	}
 	attrs := map[string]attr{}
 	for rows.Next() {
 		var name string
 		var a attr
-		if err := rows.Scan(&name, &a.nullable, &a.key); err != nil {
+		if err := rows.Scan(&name, &a.nullable, &a.key, &a.def); err != nil {
 			return nil, err
 		}
 		attrs[name] = a
@@ -222,7 +224,7 @@ func relationColumns(ctx context.Context, conn *pgx.Conn, rel *pglogrepl.Relatio
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read columns of %s.%s: %w", rel.Namespace, rel.RelationName, err)
 	}
-	cols := make([]change.Column, len(rel.Columns))
+	cols := make([]catalogColumn, len(rel.Columns))
 	for i, rc := range rel.Columns {
 		c, err := describeType(ctx, conn, rc.DataType, rc.TypeModifier)
 		if err != nil {
@@ -233,10 +235,16 @@ func relationColumns(ctx context.Context, conn *pgx.Conn, rel *pglogrepl.Relatio
 			a = attr{nullable: true, key: rc.Flags&1 != 0}
 		}
 		c.Name, c.Key, c.Nullable = rc.Name, a.key, a.nullable && !a.key
-		cols[i] = c
+		cols[i] = catalogColumn{Column: c, DefaultExpr: a.def}
 	}
 	return cols, nil
 }
+
+// columnDefaultSQL selects the DEFAULT of column a (joined with its type t
+// and pg_attrdef d) as pg_get_expr prints it, or NULL: a domain column's is
+// not read (Debezium reads defaults by the column's type name, and knows no
+// domain's), nor a generated column's expression.
+const columnDefaultSQL = `CASE WHEN t.typtype <> 'd' AND a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END`
 
 // tableColumns reads a table's columns from the catalog, as relationColumns
 // describes them for pgoutput's Relation message (so both give the same
@@ -248,11 +256,12 @@ func tableColumns(ctx context.Context, conn *pgx.Conn, schema, table string) (*c
 		       COALESCE(a.attnum = ANY ((SELECT i.indkey FROM pg_index i
 		                 WHERE i.indrelid = a.attrelid AND (i.indisprimary OR i.indisreplident)
 		                 ORDER BY i.indisprimary DESC LIMIT 1)::int2[]), false),
-		       c.reltuples::int8
+		       c.reltuples::int8, `+columnDefaultSQL+`
 		FROM pg_attribute a
 		JOIN pg_class c ON c.oid = a.attrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		JOIN pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 		ORDER BY a.attnum`, schema, table)
 	if err != nil {
@@ -261,26 +270,33 @@ func tableColumns(ctx context.Context, conn *pgx.Conn, schema, table string) (*c
 	defer rows.Close()
 	t := &change.Table{Schema: schema, Name: table}
 	var estimate int64
+	var defaults []*string
 	for rows.Next() {
 		var col change.Column
 		var oid int64
-		if err := rows.Scan(&col.Name, &col.Type, &oid, &col.TypeMod, &col.Nullable, &col.Key, &estimate); err != nil {
+		var def *string
+		if err := rows.Scan(&col.Name, &col.Type, &oid, &col.TypeMod, &col.Nullable, &col.Key, &estimate, &def); err != nil {
 			return nil, 0, fmt.Errorf("read columns of %s.%s: %w", schema, table, err)
 		}
 		col.OID = uint32(oid)
 		col.Nullable = col.Nullable && !col.Key
 		t.Columns = append(t.Columns, col)
+		defaults = append(defaults, def)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("read columns of %s.%s: %w", schema, table, err)
 	}
 	rows.Close()
+	dec := newDecoder()
 	for i, col := range t.Columns {
 		typ, err := describeType(ctx, conn, col.OID, col.TypeMod)
 		if err != nil {
 			return nil, 0, fmt.Errorf("look up type %d of %s.%s.%s: %w", col.OID, schema, table, col.Name, err)
 		}
 		typ.Name, typ.Key, typ.Nullable = col.Name, col.Key, col.Nullable
+		if defaults[i] != nil {
+			typ.Default = columnDefault(dec, typ, *defaults[i])
+		}
 		t.Columns[i] = typ
 	}
 	return t, max(estimate, 0), nil

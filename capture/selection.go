@@ -119,8 +119,8 @@ func newRelation(cfg *Config, src *change.Table) (*relation, error) {
 		case keepColumn:
 			r.pub.Columns = append(r.pub.Columns, col)
 		case maskColumn:
-			masked := col
-			masked.Type, masked.OID, masked.TypeMod = "text", 25, -1
+			masked := col // no default: it would show a value the mask hides
+			masked.Type, masked.OID, masked.TypeMod, masked.Default = "text", 25, -1, nil
 			r.pub.Columns = append(r.pub.Columns, masked)
 		}
 	}

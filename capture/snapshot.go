@@ -32,9 +32,14 @@ const (
 	// SnapshotNoData never reads existing rows: only changes committed after
 	// the slot was created are captured.
 	SnapshotNoData SnapshotMode = "no_data"
-	// SnapshotWhenNeeded is SnapshotInitial, and also snapshots again when
-	// the stored position is no longer available in the slot: there is a
-	// checkpoint, but the slot was dropped and had to be created anew.
+	// SnapshotWhenNeeded is SnapshotInitial, and also recovers when the
+	// slot is lost: gone while a checkpoint exists, or invalidated by
+	// PostgreSQL (wal_status lost), found when Run starts or while it
+	// streams. Capture then creates a new slot, publishes a delete for each
+	// row Kafka holds that the tables no longer held when the new slot was
+	// created, and reads every captured table again with an incremental
+	// snapshot while it streams from the new slot. In the other modes a
+	// lost slot stops Run with an error wrapping ErrSlotLost.
 	SnapshotWhenNeeded SnapshotMode = "when_needed"
 )
 
@@ -46,24 +51,16 @@ func (m SnapshotMode) valid() bool {
 	return false
 }
 
-// snapshotPlan decides which tables to snapshot, given the slot's state and
-// the committed checkpoint. It returns no tables when none is needed.
-func (c *Capture) snapshotPlan(created bool, ckpt Checkpoint, found bool) (tables []string, reason string) {
+// snapshotPlan decides which tables to snapshot, given whether the slot was
+// just created, the snapshot's state and whether a checkpoint was found
+// (openSlot dealt with a lost slot). It returns no tables when none is
+// needed.
+func (c *Capture) snapshotPlan(created bool, snap *SnapshotState, found bool) (tables []string, reason string) {
 	all := slices.Clone(c.tables)
 	if c.cfg.Snapshot == SnapshotNoData {
 		return nil, ""
 	}
-	// A checkpoint without its slot: the slot was dropped and created anew,
-	// and the changes committed in between are not in it.
-	lost := found && created
 	switch {
-	case lost && c.cfg.Snapshot == SnapshotWhenNeeded:
-		return all, "the slot was created anew: the checkpoint's position is no longer in it"
-	case lost:
-		c.log.Warn("the slot was created anew: changes committed since the checkpoint are lost; snapshot mode when_needed reads the tables again",
-			"slot", c.cfg.Slot, "checkpoint", ckpt.Position.String())
-	}
-	switch snap := ckpt.Snapshot; {
 	case snap == nil && (created || !found):
 		return all, "initial snapshot"
 	case snap != nil && !snap.Complete():
@@ -71,7 +68,7 @@ func (c *Capture) snapshotPlan(created bool, ckpt Checkpoint, found bool) (table
 	}
 	// Tables added to the configuration since the snapshot.
 	var added []string
-	if snap := ckpt.Snapshot; snap != nil {
+	if snap != nil {
 		for _, t := range all {
 			if _, ok := snap.Tables[t]; !ok {
 				added = append(added, t)
@@ -145,7 +142,6 @@ func (c *Capture) snapshot(ctx context.Context, conn *pgx.Conn, name string, at 
 		snap.Tables[t] = at
 	}
 	c.pub.snapshot = snap
-	c.snapshotLSN = snap.Tables
 
 	var todo []*snapshotTable
 	var total int64
@@ -194,8 +190,10 @@ func (c *Capture) snapshot(ctx context.Context, conn *pgx.Conn, name string, at 
 
 	started, lastLog := time.Now(), time.Now()
 	var done int64
-	var held *heldRow // the newest row, held back so the very last can say "last"
-	remaining := len(todo)
+	marks := newSnapshotMarks(func(r *markedRow) error { return c.snapshotEvent(ctx, r, at) }, func(t *snapshotTable) {
+		snap.Pending = slices.DeleteFunc(snap.Pending, func(n string) bool { return n == t.name })
+		c.log.Info("snapshot of table finished", "table", t.name)
+	})
 	for b := range batches {
 		if b.err != nil {
 			cancel()
@@ -210,35 +208,25 @@ func (c *Capture) snapshot(ctx context.Context, conn *pgx.Conn, name string, at 
 			}
 		}
 		for _, row := range b.rows {
-			if held != nil {
-				if err := c.snapshotEvent(ctx, held, at, "true"); err != nil {
-					return err
-				}
+			if err := marks.add(b.t, row); err != nil {
+				return err
 			}
-			held = &heldRow{t: b.t, row: row}
 			done++
 			c.metrics.snapshotRows.WithLabelValues(b.t.name).Inc()
 		}
 		if b.done {
 			b.t.chunks--
 			if b.t.chunks == 0 {
-				remaining--
-				last := "true"
-				if remaining == 0 {
-					last = "last"
+				if err := marks.tableDone(b.t); err != nil {
+					return err
 				}
-				if held != nil {
-					if err := c.snapshotEvent(ctx, held, at, last); err != nil {
-						return err
-					}
-					held = nil
-				}
-				snap.Pending = slices.DeleteFunc(snap.Pending, func(n string) bool { return n == b.t.name })
-				c.log.Info("snapshot of table finished", "table", b.t.name)
 			}
 		}
 		if err := c.pub.maybeCommit(ctx); err != nil {
 			return err
+		}
+		if c.cfg.SnapshotProgress != nil {
+			c.cfg.SnapshotProgress(done, total)
 		}
 		if time.Since(lastLog) >= c.cfg.SnapshotProgressInterval {
 			elapsed := time.Since(started).Seconds()
@@ -250,8 +238,20 @@ func (c *Capture) snapshot(ctx context.Context, conn *pgx.Conn, name string, at 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := marks.finish(); err != nil {
+		return err
+	}
+	// The last tables are marked finished after their last reads were
+	// produced: when the last read filled a transaction, that one committed
+	// with them still pending, and none is open for the state to commit in.
+	if err := c.pub.stateChanged(); err != nil {
+		return err
+	}
 	if err := c.pub.commit(ctx); err != nil {
 		return err
+	}
+	if c.cfg.SnapshotProgress != nil {
+		c.cfg.SnapshotProgress(done, done)
 	}
 	elapsed := time.Since(started)
 	c.log.Info("snapshot committed", "rows", done, "took", elapsed.Round(time.Millisecond).String(),
@@ -266,27 +266,36 @@ func percent(done, total int64) int64 {
 	return min(100, done*100/total)
 }
 
-type heldRow struct {
-	t   *snapshotTable
-	row change.Row
-}
-
-// snapshotEvent publishes one snapshot read.
-func (c *Capture) snapshotEvent(ctx context.Context, h *heldRow, at change.LSN, snapshot string) error {
+// readEvent is an event of a snapshot of table t taken at at, at position
+// (at, 0) and without a transaction, marked in source.snapshot with
+// marker: a read (op "r", row in after), or, for the rows a lost slot
+// could not show were deleted, a delete (row, the key, in before).
+func (c *Capture) readEvent(t *change.Table, op change.Op, row change.Row, marker string, at change.LSN) *change.Event {
 	now := time.Now()
-	t := h.t.table
 	ev := &change.Event{
-		Op: change.OpRead, After: h.row,
+		Op: op,
 		Source: change.Source{
 			Version: Version, Connector: "postgresql", Name: c.cfg.TopicPrefix,
-			TsMs: now.UnixMilli(), Snapshot: snapshot, DB: c.db,
-			Sequence: change.SequenceFor(at, at), TsUs: now.UnixMicro(), TsNs: now.UnixNano(),
+			TsMs: now.UnixMilli(), Snapshot: marker, DB: c.db,
+			Sequence: change.SequenceFor(c.pub.lastCommit, at), TsUs: now.UnixMicro(), TsNs: now.UnixNano(),
 			Schema: t.Schema, Table: t.Name, LSN: at,
 		},
 		TsMs:     now.UnixMilli(),
 		Position: change.Position{CommitLSN: at},
 	}
-	rec, err := c.enc.Encode(ctx, t, ev)
+	if op == change.OpDelete {
+		ev.Before = row
+	} else {
+		ev.After = row
+	}
+	return ev
+}
+
+// snapshotEvent publishes one snapshot read with its source.snapshot marker.
+func (c *Capture) snapshotEvent(ctx context.Context, h *markedRow, at change.LSN) error {
+	t := h.t.table
+	ev := c.readEvent(t, change.OpRead, h.row, h.marker, at)
+	rec, err := c.encodeSnapshotRow(ctx, t, ev)
 	var valueErr *serde.ValueError
 	if errors.As(err, &valueErr) || errors.Is(err, serde.ErrSchemaRejected) {
 		raw := rawChange{Schema: t.Schema, Table: t.Name, Op: "r", After: textRow(h.row)}
@@ -298,6 +307,18 @@ func (c *Capture) snapshotEvent(ctx context.Context, h *heldRow, at change.LSN, 
 	c.metrics.events.WithLabelValues(t.String(), change.OpRead.String()).Inc()
 	// Snapshot rows leave the streaming position where it is.
 	return c.pub.produce(ctx, c.pub.last, []serde.Encoded{rec})
+}
+
+// decode turns a row of t read in text format, the source table's columns
+// in order, into the row capture publishes; a row with a value that does not
+// decode comes back as a bad row for the dead-letter topic instead.
+func (t *snapshotTable) decode(dec *decoder, salt string, src [][]byte) (change.Row, *badRow) {
+	vals := t.rel.values(salt, src)
+	row, err := dec.textRow(t.table, vals)
+	if err != nil {
+		return nil, &badRow{text: textValues(t.table, vals), err: fmt.Errorf("table %s %w", t.name, err)}
+	}
+	return row, nil
 }
 
 // textValues renders a row read in text format for the dead-letter topic.
@@ -434,23 +455,10 @@ func (c *Capture) readChunks(ctx context.Context, snapshotName string, work <-ch
 		rr := conn.PgConn().ExecParams(ctx, sql, args, nil, nil, nil)
 		batch := rowBatch{t: ch.t}
 		for rr.NextRow() {
-			vals := ch.t.rel.values(c.cfg.MaskSalt, rr.Values())
-			row := make(change.Row, len(t.Columns))
-			for i, col := range t.Columns {
-				if vals[i] == nil {
-					row[col.Name] = nil
-					continue
-				}
-				v, err := dec.value(col, string(vals[i]))
-				if err != nil {
-					row = nil
-					batch.bad = append(batch.bad, badRow{text: textValues(t, vals),
-						err: fmt.Errorf("table %s column %s (%s): %w", ch.t.name, col.Name, col.Type, err)})
-					break
-				}
-				row[col.Name] = v
-			}
-			if row != nil {
+			row, bad := ch.t.decode(dec, c.cfg.MaskSalt, rr.Values())
+			if bad != nil {
+				batch.bad = append(batch.bad, *bad)
+			} else {
 				batch.rows = append(batch.rows, row)
 			}
 			if len(batch.rows) == 500 {

@@ -3,7 +3,8 @@ package capture_test
 import (
 	"context"
 	"fmt"
-	"slices"
+	"maps"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,21 +14,33 @@ import (
 )
 
 // TestSnapshotThenStream snapshots a table of 120,000 rows in parallel
-// key ranges, then streams: every row arrives once as op "r", exactly one
-// of them marked last, and the changes after the snapshot follow.
+// key ranges, then streams: every row arrives once as op "r", marked as
+// Debezium marks the reads of a one-table snapshot (one "first", one "last",
+// the others "true"), and the changes after the snapshot follow.
 func TestSnapshotThenStream(t *testing.T) {
 	f := newFixture(t)
 	const rows = 120_000
 	f.exec(fmt.Sprintf("CREATE TABLE %s (id bigint PRIMARY KEY, v text NOT NULL)", f.name))
 	f.exec(fmt.Sprintf("INSERT INTO %s SELECT g, 'row ' || g FROM generate_series(1, %d) g", f.name, rows))
 	f.exec("ANALYZE " + f.name)
-	f.start(capture.Config{SnapshotWorkers: 3, SnapshotChunkRows: 10_000})
+	var progress struct {
+		sync.Mutex
+		calls, last, total int64
+		backwards          bool
+	}
+	f.start(capture.Config{SnapshotWorkers: 3, SnapshotChunkRows: 10_000, SnapshotProgress: func(done, total int64) {
+		progress.Lock()
+		defer progress.Unlock()
+		progress.calls++
+		progress.backwards = progress.backwards || done < progress.last
+		progress.last, progress.total = done, total
+	}})
 	f.exec("UPDATE " + f.name + " SET v = 'changed' WHERE id = 7")
 	f.exec(fmt.Sprintf("INSERT INTO %s VALUES (%d, 'new')", f.name, rows+1))
 
 	recs := f.consume(serde.Topic(f.prefix, "public", f.name), rows+2)
 	seen := make(map[int64]int, rows)
-	lasts := 0
+	markers := map[string]int{}
 	var snapshotAt change.Position
 	var streamed []*change.Event
 	for _, r := range recs {
@@ -37,24 +50,28 @@ func TestSnapshotThenStream(t *testing.T) {
 			continue
 		}
 		seen[ev.After["id"].(int64)]++
-		if ev.Source.Snapshot == "last" {
-			lasts++
-		} else if ev.Source.Snapshot != "true" {
-			t.Fatalf("snapshot read with source.snapshot %q", ev.Source.Snapshot)
-		}
+		markers[ev.Source.Snapshot]++
 		if ev.Before != nil || ev.After["v"] != fmt.Sprintf("row %d", ev.After["id"]) {
 			t.Fatalf("snapshot read %+v", ev)
 		}
 		snapshotAt = ev.Position
 	}
-	if len(seen) != rows || lasts != 1 {
-		t.Fatalf("%d distinct rows read (want %d), %d marked last (want 1)", len(seen), rows, lasts)
+	if want := map[string]int{change.SnapshotFirst: 1, change.SnapshotTrue: rows - 2, change.SnapshotLast: 1}; len(seen) != rows || !maps.Equal(markers, want) {
+		t.Fatalf("%d distinct rows read (want %d), source.snapshot markers %v (want %v)", len(seen), rows, markers, want)
 	}
 	for id, n := range seen {
 		if n != 1 {
 			t.Fatalf("row %d read %d times", id, n)
 		}
 	}
+	// The progress hook followed the snapshot to its end (a progress bar's
+	// view of it).
+	progress.Lock()
+	if progress.calls < 2 || progress.backwards || progress.last != rows || progress.total != rows {
+		t.Errorf("SnapshotProgress: %d calls, ended at %d of %d, went backwards: %v; want many, ending at %d of %d, never backwards",
+			progress.calls, progress.last, progress.total, progress.backwards, rows, rows)
+	}
+	progress.Unlock()
 	if len(streamed) != 2 || streamed[0].Op == change.OpRead {
 		t.Fatalf("streamed after the snapshot: %d events", len(streamed))
 	}
@@ -62,6 +79,33 @@ func TestSnapshotThenStream(t *testing.T) {
 		if ev.Position.Compare(snapshotAt) <= 0 {
 			t.Errorf("change at %s is not after the snapshot at %s", ev.Position, snapshotAt)
 		}
+	}
+}
+
+// TestSnapshotEndingWithAFullTransactionIsDone: when the snapshot's last
+// read fills a Kafka transaction exactly, the checkpoint committed at the
+// end still records the table's snapshot as finished; a restart does not
+// read the table again.
+func TestSnapshotEndingWithAFullTransactionIsDone(t *testing.T) {
+	f := newFixture(t)
+	const rows = 50
+	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", f.name))
+	f.exec(fmt.Sprintf("INSERT INTO %s SELECT g FROM generate_series(1, %d) g", f.name, rows))
+	c := f.capture(capture.Config{Snapshot: capture.SnapshotInitialOnly, TransactionRecords: rows, TransactionTime: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.Run(ctx); err != nil { // returns once the snapshot is committed
+		t.Fatal(err)
+	}
+	if got := len(f.consume(serde.Topic(f.prefix, "public", f.name), rows)); got != rows {
+		t.Fatalf("%d reads, want %d", got, rows)
+	}
+	ckpt, found, err := capture.ReadCheckpoint(ctx, f.brokers, "cdcflow.checkpoints", f.prefix, f.name)
+	if err != nil || !found {
+		t.Fatalf("ReadCheckpoint: found %v, %v", found, err)
+	}
+	if !ckpt.Snapshot.Complete() || ckpt.Snapshot.Tables["public."+f.name] == 0 {
+		t.Fatalf("checkpoint's snapshot %+v, want the table finished", ckpt.Snapshot)
 	}
 }
 
@@ -92,10 +136,17 @@ func TestInterruptedSnapshotResumes(t *testing.T) {
 
 	smallRecs := f.consume(serde.Topic(f.prefix, "public", small), 1002)
 	reads := map[int32]int{}
+	markers := map[string]int{}
 	for _, r := range smallRecs {
 		if r.event.Op == change.OpRead {
 			reads[r.event.After["id"].(int32)]++
+			markers[r.event.Source.Snapshot]++
 		}
+	}
+	// One worker reads the small table first, as Debezium reads the first
+	// of two tables.
+	if want := map[string]int{change.SnapshotFirst: 1, change.SnapshotTrue: 998, change.SnapshotLastInTable: 1}; !maps.Equal(markers, want) {
+		t.Errorf("small table's source.snapshot markers %v, want %v", markers, want)
 	}
 	if len(reads) != 1000 {
 		t.Fatalf("small table: %d distinct rows read, want 1000", len(reads))
@@ -115,33 +166,5 @@ func TestInterruptedSnapshotResumes(t *testing.T) {
 	}
 	if len(latest) != 400_000 || latest[1] != "changed" {
 		t.Fatalf("large table: %d distinct rows, row 1 has %q; want 400000 and the change made while capture was down", len(latest), latest[1])
-	}
-}
-
-// TestWhenNeededSnapshotsAgainAfterTheSlotIsLost drops the slot while
-// capture is down: mode when_needed reads the table again, so the row
-// written in between is not lost.
-func TestWhenNeededSnapshotsAgainAfterTheSlotIsLost(t *testing.T) {
-	f := newFixture(t)
-	f.exec(fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY)", f.name))
-	f.exec("INSERT INTO " + f.name + " VALUES (1)")
-	cfg := capture.Config{Snapshot: capture.SnapshotWhenNeeded}
-	stop := f.start(cfg)
-	f.consume(serde.Topic(f.prefix, "public", f.name), 1)
-	stop()
-	f.dropSlot()
-	f.exec("INSERT INTO " + f.name + " VALUES (2)") // no slot holds this change
-	f.start(cfg)
-	recs := f.consumeAtLeast(serde.Topic(f.prefix, "public", f.name), 3, 60*time.Second, time.Second)
-	var ids []int32
-	for _, r := range recs {
-		if r.event.Op != change.OpRead {
-			t.Fatalf("unexpected %s event", r.event.Op)
-		}
-		ids = append(ids, r.event.After["id"].(int32))
-	}
-	// Row 1 from both snapshots, row 2 from the second.
-	if len(ids) != 3 || !slices.Contains(ids, 2) {
-		t.Fatalf("snapshot reads of ids %v, want 1, then 1 and 2", ids)
 	}
 }

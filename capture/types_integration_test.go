@@ -15,6 +15,8 @@ import (
 
 	"github.com/cdcflow/cdcflow/capture"
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/testenv"
+	"github.com/cdcflow/cdcflow/internal/wkb"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/linkedin/goavro/v2"
 )
@@ -30,7 +32,7 @@ func TestCaptureEveryType(t *testing.T) {
 	f.exec(fmt.Sprintf("CREATE TYPE %s AS ENUM ('sad', 'ok', 'happy')", mood))
 	f.exec(fmt.Sprintf("CREATE DOMAIN %s AS numeric(10,2)", price))
 	t.Cleanup(func() { // after capture stopped (registered later, runs earlier)
-		dropSlotWhenIdle(f)
+		testenv.DropSlot(context.Background(), f.db, f.name)
 		f.db.Exec(context.Background(), fmt.Sprintf("DROP TABLE IF EXISTS %s; DROP TYPE IF EXISTS %s; DROP DOMAIN IF EXISTS %s", f.name, mood, price))
 	})
 	hstore := "tags hstore,"
@@ -48,6 +50,8 @@ func TestCaptureEveryType(t *testing.T) {
 		span interval, span2 interval,
 		ref uuid, doc json, docb jsonb, %s feeling %s,
 		addr inet, net cidr, mac macaddr, mac8 macaddr8, spot point, page xml,
+		pin point NOT NULL, frame box, seg lseg, route path, loop path, area polygon, disc circle, axis line,
+		b1 bit, b10 bit(10) NOT NULL, vb varbit, vb1 varbit(1), search tsvector, spots point[],
 		i4s integer[], i8s bigint[] NOT NULL, texts text[], prices numeric(10,2)[], ratios numeric[],
 		bools boolean[], days date[], stamps timestamptz[], refs uuid[], feelings %s[])`,
 		f.name, price, hstore, mood, mood))
@@ -60,6 +64,8 @@ func TestCaptureEveryType(t *testing.T) {
 		'1 year 2 mons 3 days 04:05:06.5', '3 days 01:02:00.100001',
 		'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2]}', '{"b": null}', %s 'happy',
 		'192.168.0.1/24', '10.0.0.0/8', '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:05', '(1.5,-2)', '<a>1</a>',
+		'(0.1,1e10)', '((0,1),(2,3))', '[(0,0),(1,2)]', '[(0,0),(1,1),(2,0)]', '((0,0),(1,1),(2,0))', '((0,0),(0,1),(1,1))',
+		'<(1,2),3.5>', '{-1,0,2}', B'1', B'1000000101', B'101', B'0', 'a fat cat sat on a mat'::tsvector, '{"(1,2)",NULL}',
 		'{1,NULL,-3}', '{}', '{"a,b",NULL,"NULL","with \"quotes\"","back\\slash"}', '{1.5,NULL,-0.01}',
 		'{0.5,-12345678901234567890.1,NULL}', '{t,f,NULL}', '{2026-01-01,NULL}', '{"2026-11-21 10:30:00.5+00"}',
 		'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}', '{sad,NULL,ok}')`,
@@ -67,7 +73,7 @@ func TestCaptureEveryType(t *testing.T) {
 	f.exec(insert, 3) // before capture starts: read by the initial snapshot
 	f.start(capture.Config{})
 	f.exec(insert, 1) // streamed from the WAL
-	f.exec(fmt.Sprintf("INSERT INTO %s (id, i4, price, zoned_ts, i8s) VALUES (2, 0, 0, 'epoch', '{}')", f.name))
+	f.exec(fmt.Sprintf("INSERT INTO %s (id, i4, price, zoned_ts, i8s, pin, b10) VALUES (2, 0, 0, 'epoch', '{}', '(0,0)', B'0000000000')", f.name))
 
 	rat := func(s string) *big.Rat {
 		r, ok := new(big.Rat).SetString(s)
@@ -97,7 +103,17 @@ func TestCaptureEveryType(t *testing.T) {
 		"doc":         `{"a": [1, 2]}`, "docb": `{"b": null}`,
 		"feeling": "happy",
 		"addr":    "192.168.0.1/24", "net": "10.0.0.0/8", "mac": "08:00:2b:01:02:03", "mac8": "08:00:2b:01:02:03:04:05",
-		"spot": "(1.5,-2)", "page": "<a>1</a>",
+		"spot": change.Point{X: 1.5, Y: -2}, "page": "<a>1</a>",
+		"pin":   change.Point{X: 0.1, Y: 1e10},
+		"frame": change.Geometry{WKB: wkbPolygon(2, 3, 2, 1, 0, 1, 0, 3, 2, 3), Extensions: map[string]string{"type": "box"}},
+		"seg":   change.Geometry{WKB: wkbLine(0, 0, 1, 2), Extensions: map[string]string{"type": "lseg"}},
+		"route": change.Geometry{WKB: wkbLine(0, 0, 1, 1, 2, 0), Extensions: map[string]string{"type": "path", "closed": "false"}},
+		"loop":  change.Geometry{WKB: wkbLine(0, 0, 1, 1, 2, 0), Extensions: map[string]string{"type": "path", "closed": "true"}},
+		"area":  change.Geometry{WKB: wkbPolygon(0, 0, 0, 1, 1, 1, 0, 0), Extensions: map[string]string{"type": "polygon"}},
+		"disc":  change.Circle{X: 1, Y: 2, Radius: 3.5}, "axis": change.Line{A: -1, B: 0, C: 2},
+		"b1": true, "b10": change.Bits{0x05, 0x02}, "vb": change.Bits{0x05}, "vb1": false,
+		"search":   "'a' 'cat' 'fat' 'mat' 'on' 'sat'",
+		"spots":    []any{change.Point{X: 1, Y: 2}, nil},
 		"i4s":      []any{int32(1), nil, int32(-3)},
 		"i8s":      []any{},
 		"texts":    []any{"a,b", nil, "NULL", `with "quotes"`, `back\slash`},
@@ -112,7 +128,8 @@ func TestCaptureEveryType(t *testing.T) {
 	if hstore != "" {
 		want["tags"] = `{"size":null,"colour":"red"}` // hstore's order: shorter keys first
 	}
-	nulls := change.Row{"id": int64(2), "i4": int32(0), "price": rat("0"), "zoned_ts": time.Unix(0, 0).UTC(), "i8s": []any{}}
+	nulls := change.Row{"id": int64(2), "i4": int32(0), "price": rat("0"), "zoned_ts": time.Unix(0, 0).UTC(), "i8s": []any{},
+		"pin": change.Point{}, "b10": change.Bits{}}
 	for col := range want {
 		if _, ok := nulls[col]; !ok {
 			nulls[col] = nil
@@ -165,6 +182,16 @@ func TestCaptureEveryType(t *testing.T) {
 		"span":        map[string]any{"long": int64(37_091_106_500_000)},
 		"feeling":     map[string]any{"string": "happy"},
 		"cash":        map[string]any{"bytes.decimal": big.NewRat(-123456, 100)},
+		// Debezium's geometric structs and bit strings
+		"spot": map[string]any{"io.debezium.data.geometry.Point": map[string]any{"x": 1.5, "y": -2.0,
+			"wkb": map[string]any{"bytes": wkbPoint(1.5, -2)}, "srid": nil}},
+		"axis": map[string]any{"io.debezium.data.geometry.Line": map[string]any{"a": -1.0, "b": 0.0, "c": 2.0}},
+		"b1":   map[string]any{"boolean": true},
+		"b10":  []byte{0x05, 0x02},
+		"vb":   map[string]any{"bytes": []byte{0x05}},
+		"route": map[string]any{"io.debezium.data.geometry.Geometry": map[string]any{"wkb": wkbLine(0, 0, 1, 1, 2, 0), "srid": nil,
+			"extensions": map[string]any{"map": map[string]any{"type": "path", "closed": "false"}}}},
+		"search": map[string]any{"string": "'a' 'cat' 'fat' 'mat' 'on' 'sat'"},
 	} {
 		if !reflect.DeepEqual(raw[col], w) {
 			t.Errorf("column %s travels as %#v, want %#v", col, raw[col], w)
@@ -216,3 +243,57 @@ func TestCaptureTextSettingsWinOverSessionDefaults(t *testing.T) {
 		t.Fatalf("after = %v, want %v", got, want)
 	}
 }
+
+// TestInfiniteDatesAndTimestamps captures PostgreSQL's infinity and
+// -infinity in date, timestamp and timestamptz columns, alone and in arrays,
+// streamed and read by a snapshot: they travel as Debezium publishes them
+// (extreme day counts and µs, the strings "infinity" and "-infinity") instead
+// of going to the dead-letter topic, and decode into change.Infinity.
+func TestInfiniteDatesAndTimestamps(t *testing.T) {
+	f := newFixture(t)
+	f.exec(fmt.Sprintf(`CREATE TABLE %s (id int PRIMARY KEY, day date, at timestamp, at_ms timestamp(3),
+		zoned timestamptz NOT NULL, days date[])`, f.name))
+	insert := "INSERT INTO " + f.name + " VALUES ($1, 'infinity', '-infinity', 'infinity', '-infinity', '{infinity,NULL,-infinity}')"
+	f.exec(insert, 1) // read by the snapshot
+	c := f.startCapture(capture.Config{})
+	f.exec(insert, 2) // streamed
+
+	pos, neg := change.PositiveInfinity, change.NegativeInfinity
+	want := change.Row{"day": pos, "at": neg, "at_ms": pos, "zoned": neg, "days": []any{pos, nil, neg}}
+	wire := map[string]any{
+		"day":   map[string]any{"int": int32(-2147472692)},
+		"at":    map[string]any{"long": int64(-9223372036832400000)},
+		"at_ms": map[string]any{"long": int64(9223372036825200)},
+		"zoned": "-infinity",
+		"days":  map[string]any{"array": []any{map[string]any{"int": int32(-2147472692)}, nil, map[string]any{"int": int32(-2147472691)}}},
+	}
+	dec := serde.NewDecoder(f.reg)
+	ops := map[int32]change.Op{}
+	for _, r := range f.rawRecords(serde.Topic(f.prefix, "public", f.name), 2) {
+		ev, err := dec.DecodeEvent(context.Background(), r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops[ev.After["id"].(int32)] = ev.Op
+		raw := rawAfter(t, f, r.Value)
+		for col, w := range want {
+			if !reflect.DeepEqual(ev.After[col], w) {
+				t.Errorf("%s of row %v decodes to %#v, want %#v", col, ev.After["id"], ev.After[col], w)
+			}
+			if !reflect.DeepEqual(raw[col], wire[col]) {
+				t.Errorf("%s of row %v travels as %#v, Debezium sends %#v", col, ev.After["id"], raw[col], wire[col])
+			}
+		}
+	}
+	if !maps.Equal(ops, map[int32]change.Op{1: change.OpRead, 2: change.OpCreate}) {
+		t.Errorf("rows published %v, want 1 read by the snapshot and 2 streamed", ops)
+	}
+	if st := c.Stats(); st.DeadLettered != 0 {
+		t.Errorf("%d changes dead-lettered", st.DeadLettered)
+	}
+}
+
+// The well-known binary of geometries, as Debezium writes them.
+func wkbPoint(x, y float64) []byte      { return wkb.Point(x, y) }
+func wkbLine(xy ...float64) []byte      { return wkb.LineString(xy) }
+func wkbPolygon(ring ...float64) []byte { return wkb.Polygon(ring) }

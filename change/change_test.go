@@ -38,6 +38,9 @@ func TestPositionStringsSortLikePositions(t *testing.T) {
 		{CommitLSN: 0xF, Index: 9},
 		{CommitLSN: 0x1_0000_0000, Index: 1},
 		{CommitLSN: 0x100, Index: 10},
+		{CommitLSN: 0x100, Index: 10, Sub: 1},
+		{CommitLSN: 0x100, Index: 2, Sub: 0xFFFF_FFFF_FFFF},
+		{CommitLSN: 0x100, Index: 2, Sub: 0x10},
 		{},
 	}
 	byValue := append([]Position(nil), ps...)
@@ -67,14 +70,38 @@ func TestOpCodes(t *testing.T) {
 	}
 }
 
+// TestSequenceRoundTrip: source.sequence is Debezium's SourceInfo.sequence,
+// a JSON array of the last commit's end LSN (null before the first commit
+// read) and the change's LSN, in decimal.
 func TestSequenceRoundTrip(t *testing.T) {
-	s := SequenceFor(0x16B374D848, 0x16B374D000)
-	if s != `["97500059720","97500057600"]` {
-		t.Fatalf("SequenceFor = %s", s)
+	for _, tc := range []struct {
+		name            string
+		lastCommit, lsn LSN
+		text            string
+	}{
+		{"after a commit", 0x16B374D000, 0x16B374D848, `["97500057600","97500059720"]`},
+		{"no commit read yet", 0, 24023128, `[null,"24023128"]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if s := SequenceFor(tc.lastCommit, tc.lsn); s != tc.text {
+				t.Fatalf("SequenceFor = %s, want %s", s, tc.text)
+			}
+			c, l, err := ParseSequence(tc.text)
+			if err != nil || c != tc.lastCommit || l != tc.lsn {
+				t.Fatalf("ParseSequence(%s) = %v %v %v", tc.text, c, l, err)
+			}
+		})
 	}
-	c, l, err := ParseSequence(s)
-	if err != nil || c != 0x16B374D848 || l != 0x16B374D000 {
-		t.Fatalf("ParseSequence = %v %v %v", c, l, err)
+	for _, bad := range []string{"", `["1"]`, `["1",null]`, `["x","1"]`, `[1,2]`} {
+		if _, _, err := ParseSequence(bad); err == nil {
+			t.Errorf("ParseSequence(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestInfinityString(t *testing.T) {
+	if PositiveInfinity.String() != "infinity" || NegativeInfinity.String() != "-infinity" {
+		t.Fatalf("infinities print as %s and %s", PositiveInfinity, NegativeInfinity)
 	}
 }
 
@@ -92,5 +119,13 @@ func TestMicroDurationDuration(t *testing.T) {
 		if got := tc.in.Duration(); got != tc.want {
 			t.Errorf("MicroDuration(%d).Duration() = %v, want %v", int64(tc.in), got, tc.want)
 		}
+	}
+}
+
+// BenchmarkSequenceFor: capture works out a sequence for every change.
+func BenchmarkSequenceFor(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = SequenceFor(0x2F000000, 0x2F00A0B8)
 	}
 }
