@@ -44,6 +44,12 @@ const (
 	kindXML             // string, io.debezium.data.Xml
 	kindLtree           // string, io.debezium.data.Ltree
 	kindEnum            // string, io.debezium.data.Enum with the allowed labels
+	kindBits            // bytes, io.debezium.data.Bits: a bit string of more than one bit
+	kindTsvector        // string, io.debezium.data.Tsvector
+	kindPoint           // record io.debezium.data.geometry.Point
+	kindGeometry        // record io.debezium.data.geometry.Geometry: box, lseg, path, polygon
+	kindCircle          // record io.debezium.data.geometry.Circle
+	kindLine            // record io.debezium.data.geometry.Line
 	kindArray           // array of ["null", element]
 )
 
@@ -86,9 +92,13 @@ type columnType struct {
 	// for as many as the value needs.
 	width int
 	// plain is kindDecimalString's money: printed in plain notation always.
-	plain   bool
-	allowed string      // kindEnum: the labels, comma-separated
-	elem    *columnType // kindArray
+	plain bool
+	// specialNull is kindDecimal's and kindVariableDecimal's: a NaN or
+	// ±Infinity travels as null (SpecialDecimalNull).
+	specialNull bool
+	allowed     string      // kindEnum: the labels, comma-separated
+	length      int         // kindBits: the declared number of bits
+	elem        *columnType // kindArray
 }
 
 // columnTypeOf maps a PostgreSQL column to its Avro representation the way
@@ -96,13 +106,22 @@ type columnType struct {
 // interval.handling.mode=numeric, hstore.handling.mode=json and the given
 // decimal.handling.mode. Types not listed travel as strings in PostgreSQL's
 // text form. The table in the package documentation lists every mapping.
-func columnTypeOf(c change.Column, decimals DecimalMode) columnType {
+func columnTypeOf(c change.Column, cfg encoderConfig) columnType {
 	if c.Elem != nil {
 		elem := *c.Elem
 		elem.TypeMod = c.TypeMod // the array's modifier is its elements'
-		e := columnTypeOf(elem, decimals)
+		e := columnTypeOf(elem, cfg)
 		return columnType{kind: kindArray, elem: &e}
 	}
+	t := columnTypeOfScalar(c, cfg.decimal)
+	if t.kind == kindDecimal || t.kind == kindVariableDecimal {
+		t.specialNull = cfg.special == SpecialDecimalNull
+	}
+	return t
+}
+
+// columnTypeOfScalar is columnTypeOf for a column that is not an array.
+func columnTypeOfScalar(c change.Column, decimals DecimalMode) columnType {
 	if c.EnumValues != nil {
 		return columnType{kind: kindEnum, allowed: strings.Join(c.EnumValues, ",")}
 	}
@@ -170,6 +189,18 @@ func columnTypeOf(c change.Column, decimals DecimalMode) columnType {
 		return columnType{kind: kindXML}
 	case "ltree":
 		return columnType{kind: kindLtree}
+	case "bit", "varbit":
+		return bitsType(c.Type, c.TypeMod)
+	case "tsvector":
+		return columnType{kind: kindTsvector}
+	case "point":
+		return columnType{kind: kindPoint}
+	case "box", "lseg", "path", "polygon":
+		return columnType{kind: kindGeometry}
+	case "circle":
+		return columnType{kind: kindCircle}
+	case "line":
+		return columnType{kind: kindLine}
 	default:
 		return columnType{kind: kindString}
 	}
@@ -282,6 +313,14 @@ func (t columnType) schema(defined map[string]bool) any {
 		s := semantic("string", connectEnum)
 		s["connect.parameters"] = map[string]string{"allowed": t.allowed}
 		return s
+	case kindBits:
+		s := semantic("bytes", connectBits)
+		s["connect.parameters"] = t.bitsParams()
+		return s
+	case kindTsvector:
+		return semantic("string", connectTsvector)
+	case kindPoint, kindGeometry, kindCircle, kindLine:
+		return t.geometrySchema(defined)
 	case kindArray:
 		return map[string]any{"type": "array", "items": []any{"null", t.elem.schema(defined)}}
 	default:
@@ -302,8 +341,16 @@ func (t columnType) branch() string {
 		return "double"
 	case kindBool:
 		return "boolean"
-	case kindBytes:
+	case kindBytes, kindBits:
 		return "bytes"
+	case kindPoint:
+		return connectPoint
+	case kindGeometry:
+		return connectGeometry
+	case kindCircle:
+		return connectCircle
+	case kindLine:
+		return connectLine
 	case kindDecimal:
 		return "bytes.decimal"
 	case kindVariableDecimal:
@@ -329,11 +376,62 @@ var zonedTimestampLayouts = [...]string{
 }
 
 // errNoPreciseForm marks a NaN or infinite numeric under
-// decimal.handling.mode=precise, which Debezium refuses too.
-var errNoPreciseForm = errors.New("a numeric NaN or ±Infinity has no precise decimal form; set decimal handling mode string (or double) to capture it, as Debezium requires")
+// decimal.handling.mode=precise with SpecialDecimalReject, or in a NOT NULL
+// column, which cannot travel as null.
+var errNoPreciseForm = errors.New("a numeric NaN or ±Infinity has no precise decimal form; set decimal handling mode string (or double) to capture it")
 
-// toAvro converts a Row value to goavro's native form for t.
+// Debezium's values for PostgreSQL's infinite dates and timestamps
+// (PostgresValueConverter). A date's are the epoch days of its
+// POSITIVE_INFINITY_LOCAL_DATE (-5877611-06-21) and NEGATIVE_INFINITY_LOCAL_DATE
+// (-5877611-06-22): PostgreSQL's own date infinities, INT_MAX and INT_MIN days
+// after 2000-01-01, moved to the Unix epoch in 32-bit arithmetic (so that
+// +infinity is the smaller). A timestamp's are pgjdbc's
+// PGStatement.DATE_POSITIVE_INFINITY and DATE_NEGATIVE_INFINITY read as µs
+// (POSITIVE_INFINITY_INSTANT), so ms for timestamp(0..3) divide by 1000. A
+// timestamptz travels as the strings "infinity" and "-infinity".
+const (
+	infinityDays        int32 = -2147472692
+	minusInfinityDays   int32 = -2147472691
+	infinityMicros      int64 = 9223372036825200000
+	minusInfinityMicros int64 = -9223372036832400000
+)
+
+// infinityAvro returns Debezium's value of inf for t's kind.
+func (t columnType) infinityAvro(inf change.Infinity) (any, bool) {
+	pos := inf > 0
+	switch t.kind {
+	case kindDate:
+		return map[bool]int32{true: infinityDays, false: minusInfinityDays}[pos], true
+	case kindMicroTimestamp:
+		return map[bool]int64{true: infinityMicros, false: minusInfinityMicros}[pos], true
+	case kindTimestamp:
+		return map[bool]int64{true: infinityMicros / 1000, false: minusInfinityMicros / 1000}[pos], true
+	case kindZonedTimestamp:
+		return inf.String(), true
+	}
+	return nil, false
+}
+
+// infinityOf reports whether v, an Avro value of t's kind, is one of
+// Debezium's infinities, and which.
+func (t columnType) infinityOf(v any) (change.Infinity, bool) {
+	for _, inf := range []change.Infinity{change.PositiveInfinity, change.NegativeInfinity} {
+		if a, ok := t.infinityAvro(inf); ok && a == v {
+			return inf, true
+		}
+	}
+	return 0, false
+}
+
+// toAvro converts a Row value to goavro's native form for t. A nil result
+// without error means the value travels as null: a numeric NaN or ±Infinity
+// with specialNull.
 func (t columnType) toAvro(v any) (any, error) {
+	if inf, ok := v.(change.Infinity); ok {
+		if a, ok := t.infinityAvro(inf); ok {
+			return a, nil
+		}
+	}
 	switch t.kind {
 	case kindInt16, kindInt:
 		if x, ok := v.(int32); ok {
@@ -383,6 +481,14 @@ func (t columnType) toAvro(v any) (any, error) {
 		if x, ok := v.([]byte); ok {
 			return x, nil
 		}
+	case kindBits:
+		if x, ok := v.(change.Bits); ok {
+			return []byte(x), nil
+		}
+	case kindPoint, kindGeometry, kindCircle, kindLine:
+		if a, ok := t.geometryToAvro(v); ok {
+			return a, nil
+		}
 	case kindDecimal, kindVariableDecimal:
 		switch x := v.(type) {
 		case *big.Rat:
@@ -393,6 +499,9 @@ func (t columnType) toAvro(v any) (any, error) {
 			return map[string]any{"scale": int32(scale), "value": twosComplement(unscaled)}, nil
 		case float64:
 			if math.IsNaN(x) || math.IsInf(x, 0) {
+				if t.specialNull {
+					return nil, nil // Debezium's null for a value it has no form for
+				}
 				return nil, errNoPreciseForm
 			}
 		}
@@ -430,7 +539,7 @@ func (t columnType) toAvro(v any) (any, error) {
 			}
 			return x.UTC().Format(zonedTimestampLayouts[w]), nil
 		}
-	case kindString, kindUUID, kindJSON, kindXML, kindLtree, kindEnum, kindZonedTime:
+	case kindString, kindUUID, kindJSON, kindXML, kindLtree, kindEnum, kindZonedTime, kindTsvector:
 		if x, ok := v.(string); ok {
 			return x, nil
 		}
@@ -453,7 +562,9 @@ func (t columnType) arrayToAvro(x []any) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("element %d: %w", i+1, err)
 		}
-		out[i] = goavro.Union(branch, a)
+		if a != nil {
+			out[i] = goavro.Union(branch, a)
+		}
 	}
 	return out, nil
 }
@@ -510,8 +621,10 @@ func (t columnType) fallback() any {
 		return float64(0)
 	case kindBool:
 		return false
-	case kindBytes:
+	case kindBytes, kindBits:
 		return []byte{}
+	case kindPoint:
+		return pointNative(change.Point{}) // Debezium's Point.createValue(schema, 0, 0)
 	case kindDecimal:
 		return new(big.Rat)
 	case kindVariableDecimal:
@@ -534,6 +647,9 @@ func (t columnType) fallback() any {
 
 // fromAvro converts goavro's native form for t back to a Row value.
 func (t columnType) fromAvro(v any) (any, error) {
+	if inf, ok := t.infinityOf(v); ok {
+		return inf, nil
+	}
 	switch t.kind {
 	case kindDate:
 		if d, ok := v.(int32); ok {
@@ -567,6 +683,12 @@ func (t columnType) fromAvro(v any) (any, error) {
 		if us, ok := v.(int64); ok {
 			return change.MicroDuration(us), nil
 		}
+	case kindBits:
+		if b, ok := v.([]byte); ok {
+			return change.Bits(b), nil
+		}
+	case kindPoint, kindGeometry, kindCircle, kindLine:
+		return t.geometryFromAvro(v)
 	case kindVariableDecimal:
 		if m, ok := v.(map[string]any); ok {
 			scale, _ := m["scale"].(int32)

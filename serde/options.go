@@ -1,6 +1,9 @@
 package serde
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // DecimalMode is how numeric and money columns travel: Debezium's
 // decimal.handling.mode setting.
@@ -11,7 +14,7 @@ const (
 	// type decimal (org.apache.kafka.connect.data.Decimal) and numeric without
 	// a declared scale as io.debezium.data.VariableScaleDecimal. Exact; the
 	// default, as in Debezium. A numeric NaN or ±Infinity has no precise form:
-	// encoding it fails with a [ValueError], as Debezium fails.
+	// [SpecialDecimals] says what becomes of it.
 	DecimalPrecise DecimalMode = iota
 	// DecimalDouble writes them as Avro double: the nearest float64.
 	DecimalDouble
@@ -37,12 +40,24 @@ func (m DecimalMode) String() string {
 
 // ParseDecimalMode parses Debezium's name of a decimal.handling.mode.
 func ParseDecimalMode(s string) (DecimalMode, error) {
-	for _, m := range []DecimalMode{DecimalPrecise, DecimalDouble, DecimalString} {
-		if s == m.String() {
-			return m, nil
-		}
+	if m, ok := parseMode(s, DecimalPrecise, DecimalDouble, DecimalString); ok {
+		return m, nil
 	}
 	return 0, fmt.Errorf("decimal handling mode %q is not one of precise, double, string", s)
+}
+
+// parseMode returns the one of modes named s.
+func parseMode[M interface {
+	comparable
+	String() string
+}](s string, modes ...M) (M, bool) {
+	for _, m := range modes {
+		if s == m.String() {
+			return m, true
+		}
+	}
+	var zero M
+	return zero, false
 }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -66,12 +81,50 @@ func (m DecimalMode) validate() error {
 	return nil
 }
 
+// SpecialDecimalMode is what becomes of a numeric NaN or ±Infinity under
+// [DecimalPrecise], which has no form for them.
+type SpecialDecimalMode int
+
+const (
+	// SpecialDecimalNull writes null, as Debezium's PostgreSQL connector
+	// publishes them; the default. A consumer cannot tell such a null from
+	// SQL NULL. In a NOT NULL column null has no place either: encoding
+	// fails with a [ValueError] (capture sends the change to its
+	// dead-letter topic; Debezium stops).
+	SpecialDecimalNull SpecialDecimalMode = iota
+	// SpecialDecimalReject fails every such change with a [ValueError], so
+	// that capture sends it to its dead-letter topic instead of publishing
+	// a null that would read as SQL NULL: for tables where a NaN or an
+	// infinity is data a consumer must not lose silently.
+	SpecialDecimalReject
+)
+
+// String returns the mode's name: null or reject.
+func (m SpecialDecimalMode) String() string {
+	switch m {
+	case SpecialDecimalNull:
+		return "null"
+	case SpecialDecimalReject:
+		return "reject"
+	}
+	return fmt.Sprintf("SpecialDecimalMode(%d)", int(m))
+}
+
+// ParseSpecialDecimalMode parses null or reject.
+func ParseSpecialDecimalMode(s string) (SpecialDecimalMode, error) {
+	if m, ok := parseMode(s, SpecialDecimalNull, SpecialDecimalReject); ok {
+		return m, nil
+	}
+	return 0, fmt.Errorf("special decimal mode %q is not one of null, reject", s)
+}
+
 // EncoderOpt configures how an [Encoder], or [NewTableSchemas], maps columns
 // to Avro. The defaults are Debezium's defaults.
 type EncoderOpt func(*encoderConfig)
 
 type encoderConfig struct {
 	decimal DecimalMode
+	special SpecialDecimalMode
 }
 
 // DecimalHandling sets how numeric and money columns travel (Debezium's
@@ -80,10 +133,17 @@ func DecimalHandling(m DecimalMode) EncoderOpt {
 	return func(c *encoderConfig) { c.decimal = m }
 }
 
+// SpecialDecimals sets what becomes of a numeric NaN or ±Infinity under
+// [DecimalPrecise]. Default [SpecialDecimalNull], as Debezium.
+func SpecialDecimals(m SpecialDecimalMode) EncoderOpt {
+	return func(c *encoderConfig) { c.special = m }
+}
+
 func newEncoderConfig(opts []EncoderOpt) (encoderConfig, error) {
 	var c encoderConfig
 	for _, o := range opts {
 		o(&c)
 	}
-	return c, c.decimal.validate()
+	_, specialErr := ParseSpecialDecimalMode(c.special.String())
+	return c, errors.Join(c.decimal.validate(), specialErr)
 }

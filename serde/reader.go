@@ -3,6 +3,7 @@ package serde
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/linkedin/goavro/v2"
@@ -16,10 +17,12 @@ type reader struct {
 	row      *rowSchema // the Key record, or the envelope's Value record
 	rowErr   error      // why the schema is not a record of columns
 	envelope bool
+	document bool   // a MongoDB envelope: before and after are JSON documents
+	name     string // the schema's full name
 }
 
 func newReader(schema string) (*reader, error) {
-	codec, err := goavro.NewCodec(schema)
+	codec, err := newCodec(schema)
 	if err != nil {
 		return nil, fmt.Errorf("compile schema: %w", err)
 	}
@@ -27,12 +30,17 @@ func newReader(schema string) (*reader, error) {
 	if err := json.Unmarshal([]byte(schema), &top); err != nil {
 		return nil, fmt.Errorf("parse schema: %w", err)
 	}
-	r := &reader{codec: codec}
+	r := &reader{codec: codec, name: fullName(top)}
 	named := map[string]map[string]any{}
 	if name, _ := top["name"].(string); name == "Envelope" {
 		r.envelope = true
 		before := field(top, "before")
 		rec := recordIn(before)
+		if t, _ := nonNull(before); rec == nil && isJSONString(t) {
+			r.document = true // Debezium's MongoDB connector
+			r.row = &rowSchema{fullName: fullName(top)}
+			return r, nil
+		}
 		if rec == nil {
 			return nil, fmt.Errorf("schema %s: field before is not [null, record]", fullName(top))
 		}
@@ -45,6 +53,13 @@ func newReader(schema string) (*reader, error) {
 	// Any other record: a key, or something only DecodeTransaction reads.
 	r.row, r.rowErr = rowSchemaOf(top, named)
 	return r, nil
+}
+
+// isJSONString reports a string of Debezium's semantic type
+// io.debezium.data.Json.
+func isJSONString(t any) bool {
+	m, _ := t.(map[string]any)
+	return m["type"] == "string" && m["connect.name"] == connectJSON
 }
 
 func fullName(rec map[string]any) string {
@@ -139,6 +154,9 @@ func columnTypeFromSchema(t any, named map[string]map[string]any) (columnType, e
 		case connectVariableScale:
 			return columnType{kind: kindVariableDecimal}, nil
 		}
+		if k, ok := geometryKinds[x]; ok { // a record defined earlier in the schema
+			return columnType{kind: k}, nil
+		}
 		return columnType{}, fmt.Errorf("unsupported Avro type %q", x)
 	case map[string]any:
 		switch x["connect.name"] {
@@ -176,6 +194,15 @@ func columnTypeFromSchema(t any, named map[string]map[string]any) (columnType, e
 			params, _ := x["connect.parameters"].(map[string]any)
 			allowed, _ := params["allowed"].(string)
 			return columnType{kind: kindEnum, allowed: allowed}, nil
+		case connectBits:
+			params, _ := x["connect.parameters"].(map[string]any)
+			length, _ := strconv.Atoi(fmt.Sprint(params["length"]))
+			return columnType{kind: kindBits, length: length}, nil
+		case connectTsvector:
+			return columnType{kind: kindTsvector}, nil
+		}
+		if name, _ := x["connect.name"].(string); geometryKinds[name] != 0 {
+			return columnType{kind: geometryKinds[name]}, nil
 		}
 		if x["connect.type"] == "int16" {
 			return columnType{kind: kindInt16}, nil
@@ -210,6 +237,9 @@ func (r *reader) decodeEnvelope(body []byte) (*change.Event, error) {
 	if !r.envelope {
 		return nil, fmt.Errorf("schema %s is not a change envelope", r.row.fullName)
 	}
+	if r.document {
+		return nil, fmt.Errorf("schema %s is a MongoDB change envelope: read its topic as a Debezium topic (topologies.DebeziumTable)", r.row.fullName)
+	}
 	native, _, err := r.codec.NativeFromBinary(body)
 	if err != nil {
 		return nil, err
@@ -241,15 +271,22 @@ func (r *reader) decodeEnvelope(body []byte) (*change.Event, error) {
 	return ev, nil
 }
 
+// sourceFromNative reads a source block in goavro's native form (or parsed
+// JSON): cdcflow's, or any of the Debezium connectors' whose fields
+// change.Source has.
 func sourceFromNative(v any) change.Source {
 	src, _ := v.(map[string]any)
 	str := func(k string) string { s, _ := unwrapUnion(src[k]).(string); return s }
-	long := func(k string) int64 { n, _ := unwrapUnion(src[k]).(int64); return n }
+	long := func(k string) int64 { return number(src[k]) }
 	return change.Source{
 		Version: str("version"), Connector: str("connector"), Name: str("name"),
 		TsMs: long("ts_ms"), Snapshot: str("snapshot"), DB: str("db"), Sequence: str("sequence"),
 		TsUs: long("ts_us"), TsNs: long("ts_ns"), Schema: str("schema"), Table: str("table"),
 		TxID: long("txId"), LSN: change.LSN(long("lsn")),
+		Origin: str("origin"), OriginLSN: change.LSN(long("origin_lsn")),
+		ServerID: long("server_id"), GTID: str("gtid"), File: str("file"), Pos: long("pos"),
+		Row: int32(long("row")), Thread: long("thread"), Query: str("query"),
+		Ord: int32(long("ord")), Lsid: str("lsid"), TxnNumber: long("txnNumber"), WallTime: long("wallTime"),
 	}
 }
 
@@ -259,28 +296,31 @@ func transactionFromNative(v any) *change.Transaction {
 		return nil
 	}
 	id, _ := tx["id"].(string)
-	total, _ := tx["total_order"].(int64)
-	dc, _ := tx["data_collection_order"].(int64)
-	return &change.Transaction{ID: id, TotalOrder: total, DataCollectionOrder: dc}
+	return &change.Transaction{ID: id, TotalOrder: number(tx["total_order"]),
+		DataCollectionOrder: number(tx["data_collection_order"]), CommitLSN: change.LSN(number(tx["commit_lsn"]))}
 }
 
-// positionOf recovers a position: the commit LSN from source.sequence, the
-// index from transaction.total_order (0 outside a transaction). Records
-// without a cdcflow sequence have the zero position.
+// positionOf recovers a change's position: transaction.commit_lsn and
+// transaction.total_order for a change of a transaction; source.lsn and index
+// 0 for one without (a snapshot read, a non-transactional message), which is
+// where capture puts those. A transaction block without commit_lsn (records
+// cdcflow wrote before it wrote the field, or another producer wrote) falls
+// back to the first LSN of source.sequence, where cdcflow used to write the
+// commit LSN: positions of older records stay what they were.
 func positionOf(s change.Source, tx *change.Transaction) (change.Position, error) {
-	if s.Sequence == "" {
-		return change.Position{}, nil
+	if tx == nil {
+		return change.Position{CommitLSN: s.LSN}, nil
 	}
-	commit, _, err := change.ParseSequence(s.Sequence)
-	if err != nil {
-		return change.Position{}, err
+	if tx.TotalOrder < 0 || tx.TotalOrder > 1<<32-1 {
+		return change.Position{}, fmt.Errorf("transaction.total_order %d out of range", tx.TotalOrder)
 	}
-	pos := change.Position{CommitLSN: commit}
-	if tx != nil {
-		if tx.TotalOrder < 0 || tx.TotalOrder > 1<<32-1 {
-			return change.Position{}, fmt.Errorf("transaction.total_order %d out of range", tx.TotalOrder)
+	pos := change.Position{CommitLSN: tx.CommitLSN, Index: uint32(tx.TotalOrder)}
+	if pos.CommitLSN == 0 && s.Sequence != "" {
+		first, _, err := change.ParseSequence(s.Sequence)
+		if err != nil {
+			return change.Position{}, err
 		}
-		pos.Index = uint32(tx.TotalOrder)
+		pos.CommitLSN = first
 	}
 	return pos, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 
@@ -24,7 +25,14 @@ type Encoder struct {
 	mu       sync.Mutex
 	tables   map[string]*registered // by table identity (name + columns)
 	fixedIDs map[string][2]int      // topic → key and value schema ids of fixed schemas
+	// seen maps the tables encoded lately to their entry in tables, by
+	// pointer: the identity is not worked out again for every row.
+	seen map[*change.Table]*registered
 }
+
+// maxSeen bounds Encoder.seen: capture makes a new change.Table for every
+// relation message, so the map would otherwise grow with every one.
+const maxSeen = 1024
 
 type registered struct {
 	schemas        *TableSchemas
@@ -37,7 +45,7 @@ type registered struct {
 func NewEncoder(reg *sr.Client, prefix string, opts ...EncoderOpt) *Encoder {
 	cfg, err := newEncoderConfig(opts)
 	return &Encoder{reg: reg, prefix: prefix, cfg: cfg, cfgErr: err,
-		tables: map[string]*registered{}, fixedIDs: map[string][2]int{}}
+		tables: map[string]*registered{}, fixedIDs: map[string][2]int{}, seen: map[*change.Table]*registered{}}
 }
 
 // Encoded is one change event ready for Kafka.
@@ -55,11 +63,19 @@ type Header struct {
 }
 
 // Encode encodes ev, a change to table t, registering t's schemas first if
-// this version of t was not registered yet.
+// this version of t was not registered yet. A truncate (op t) has no key, as
+// in Debezium: its Encoded.Key is nil.
 func (e *Encoder) Encode(ctx context.Context, t *change.Table, ev *change.Event) (Encoded, error) {
 	r, err := e.register(ctx, t)
 	if err != nil {
 		return Encoded{}, err
+	}
+	if ev.Op == change.OpTruncate {
+		value, err := r.schemas.EncodeEnvelope(ev)
+		if err != nil {
+			return Encoded{}, err
+		}
+		return Encoded{Topic: r.schemas.Topic, Value: AppendWire(nil, r.valueID, value)}, nil
 	}
 	keyRow := ev.After
 	if ev.Op == change.OpDelete {
@@ -94,11 +110,18 @@ func (e *Encoder) Tombstone(ctx context.Context, t *change.Table, ev *change.Eve
 	return Encoded{Topic: r.schemas.Topic, Key: AppendWire(nil, r.keyID, key)}, nil
 }
 
+// register returns t's schemas and their ids, registering them first if
+// this version of t was not registered yet. A table must not change once
+// encoded with: a table of other columns is another *change.Table.
 func (e *Encoder) register(ctx context.Context, t *change.Table) (*registered, error) {
-	id := tableIdentity(t)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if r, ok := e.seen[t]; ok {
+		return r, nil
+	}
+	id := tableIdentity(t)
 	if r, ok := e.tables[id]; ok {
+		e.remember(t, r)
 		return r, nil
 	}
 	if e.cfgErr != nil {
@@ -118,8 +141,30 @@ func (e *Encoder) register(ctx context.Context, t *change.Table) (*registered, e
 	}
 	r := &registered{schemas: schemas, keyID: keyID, valueID: valueID}
 	e.tables[id] = r
+	e.remember(t, r)
 	return r, nil
 }
+
+// remember adds t to e.seen, forgetting the others when it is full.
+func (e *Encoder) remember(t *change.Table, r *registered) {
+	if len(e.seen) >= maxSeen {
+		clear(e.seen)
+	}
+	e.seen[t] = r
+}
+
+// ErrRegistryUnavailable marks the errors of a registry that could not be
+// asked: unreachable, timing out, refusing the credentials or answering with
+// a server error. It is a passing condition of the service, not a fact about
+// the record being encoded or decoded: retry later rather than treat the
+// record as bad. Every other error of [Decoder] means the record itself
+// cannot be read (not in wire format, a schema id the registry does not
+// know, truncated or invalid Avro).
+var ErrRegistryUnavailable = errors.New("schema registry unavailable; check that it runs and that the registry URL and credentials are right")
+
+// ErrUnknownSchema marks a record whose schema id the registry does not
+// know: it was not written with this registry's schemas.
+var ErrUnknownSchema = errors.New("schema id not in the registry")
 
 // ErrSchemaRejected marks the errors of a schema the registry refused (it
 // is incompatible with the subject's earlier versions, or invalid): a fact
@@ -142,7 +187,7 @@ func (e *Encoder) create(ctx context.Context, subject, schema string) (int, erro
 		return 0, fmt.Errorf("%w: subject %s: %s; make the change compatible (add columns as nullable, do not retype them) or change the subject's compatibility level", ErrSchemaRejected, subject, re.Message)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("register schema for subject %s: %w; check that the schema registry is reachable", subject, err)
+		return 0, fmt.Errorf("register schema for subject %s: %w: %w", subject, err, ErrRegistryUnavailable)
 	}
 	return ss.ID, nil
 }
@@ -151,7 +196,7 @@ func tableIdentity(t *change.Table) string {
 	var b strings.Builder
 	b.WriteString(t.String())
 	for _, c := range t.Columns {
-		fmt.Fprintf(&b, "|%s:%t:%t:", c.Name, c.Key, c.Nullable)
+		fmt.Fprintf(&b, "|%s:%t:%t:%v:", c.Name, c.Key, c.Nullable, c.Default)
 		writeTypeIdentity(&b, c)
 	}
 	return b.String()
@@ -180,6 +225,9 @@ type Decoder struct {
 	readers map[int]*reader
 }
 
+// Decoder returns a Decoder on the encoder's schema registry.
+func (e *Encoder) Decoder() *Decoder { return NewDecoder(e.reg) }
+
 // NewDecoder returns a Decoder that looks schemas up in reg.
 func NewDecoder(reg *sr.Client) *Decoder {
 	return &Decoder{reg: reg, readers: map[int]*reader{}}
@@ -192,8 +240,12 @@ func (d *Decoder) reader(ctx context.Context, id int) (*reader, error) {
 		return r, nil
 	}
 	s, err := d.reg.SchemaByID(ctx, id)
+	var re *sr.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("%w: id %d (%s)", ErrUnknownSchema, id, re.Message)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("fetch schema id %d: %w", id, err)
+		return nil, fmt.Errorf("fetch schema id %d: %w: %w", id, err, ErrRegistryUnavailable)
 	}
 	r, err := newReader(s.Schema)
 	if err != nil {

@@ -1,7 +1,10 @@
 package serde
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"flag"
 	"math/big"
 	"os"
@@ -75,7 +78,7 @@ func TestNoKeyIsAnError(t *testing.T) {
 
 // fakeRegistry returns a client of an in-process schema registry that lives
 // as long as the test.
-func fakeRegistry(t *testing.T) *sr.Client {
+func fakeRegistry(t testing.TB) *sr.Client {
 	t.Helper()
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
@@ -107,9 +110,10 @@ func TestRoundTripThroughRegistry(t *testing.T) {
 	ev := &change.Event{
 		Op: change.OpUpdate, Before: before, After: row,
 		Source: change.Source{Version: "0.1.0", Connector: "postgresql", Name: "shop", TsMs: 1795000000000,
-			Snapshot: "false", DB: "cdcflow", Sequence: change.SequenceFor(0x3000, 0x2F00), TsUs: 1795000000000000,
-			TsNs: 1795000000000000000, Schema: "public", Table: "orders", TxID: 771, LSN: 0x2F00},
-		Transaction: &change.Transaction{ID: "771:12288", TotalOrder: 2, DataCollectionOrder: 1},
+			Snapshot: "false", DB: "cdcflow", Sequence: change.SequenceFor(0x2000, 0x2F00), TsUs: 1795000000000000,
+			TsNs: 1795000000000000000, Schema: "public", Table: "orders", TxID: 771, LSN: 0x2F00,
+			Origin: "pg_16412", OriginLSN: 0x7000},
+		Transaction: &change.Transaction{ID: "771:12032", TotalOrder: 2, DataCollectionOrder: 1, CommitLSN: 0x3000},
 		TsMs:        1795000000123,
 	}
 	enc1, err := enc.Encode(ctx, ordersTable(), ev)
@@ -144,6 +148,38 @@ func TestRoundTripThroughRegistry(t *testing.T) {
 	}
 }
 
+// TestTruncateRoundTrip: a truncate travels as Debezium's, with a null key
+// and neither before nor after, and decodes with its position.
+func TestTruncateRoundTrip(t *testing.T) {
+	client := fakeRegistry(t)
+	ctx := context.Background()
+	enc, dec := NewEncoder(client, "shop"), NewDecoder(client)
+	ev := &change.Event{
+		Op: change.OpTruncate,
+		Source: change.Source{Version: "0.1.0", Connector: "postgresql", Name: "shop", TsMs: 1795000000000,
+			Snapshot: "false", DB: "cdcflow", Sequence: change.SequenceFor(0x2000, 0x2F00), TsUs: 1795000000000000,
+			TsNs: 1795000000000000000, Schema: "public", Table: "orders", TxID: 771, LSN: 0x2F00},
+		Transaction: &change.Transaction{ID: "771:12032", TotalOrder: 1, DataCollectionOrder: 1, CommitLSN: 0x3000},
+		TsMs:        1795000000123,
+	}
+	e, err := enc.Encode(ctx, ordersTable(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Key != nil || e.Value == nil || e.Topic != "shop.public.orders" {
+		t.Fatalf("truncate encodes to key %x, value %d bytes, topic %s; want a null key", e.Key, len(e.Value), e.Topic)
+	}
+	got, err := dec.DecodeEvent(ctx, e.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *ev
+	want.Position = change.Position{CommitLSN: 0x3000, Index: 1}
+	if !reflect.DeepEqual(got, &want) {
+		t.Fatalf("round trip differs:\ngot  %+v\nwant %+v", got, &want)
+	}
+}
+
 func TestDecodeErrorsNameTheProblem(t *testing.T) {
 	client := fakeRegistry(t)
 	dec := NewDecoder(client)
@@ -173,8 +209,11 @@ func TestTwosComplement(t *testing.T) {
 	}
 }
 
-func TestKeyOnlyBeforeImageGetsFallbacks(t *testing.T) {
-	ts, err := NewTableSchemas("shop", ordersTable())
+// encodeDecode encodes ev with ts and decodes the body as a consumer does,
+// with a reader built from the envelope schema alone.
+func encodeDecode(t *testing.T, ts *TableSchemas, ev *change.Event) (body []byte, got *change.Event) {
+	t.Helper()
+	body, err := ts.EncodeEnvelope(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,15 +221,40 @@ func TestKeyOnlyBeforeImageGetsFallbacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := ts.EncodeEnvelope(&change.Event{Op: change.OpDelete, Before: change.Row{"id": int64(9)},
+	if got, err = r.decodeEnvelope(body); err != nil {
+		t.Fatal(err)
+	}
+	return body, got
+}
+
+// avroJSON returns an envelope body in Avro's JSON encoding, its numbers as
+// written.
+func avroJSON(t *testing.T, ts *TableSchemas, body []byte) map[string]any {
+	t.Helper()
+	native, _, err := ts.envCodec.NativeFromBinary(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := ts.envCodec.TextualFromNative(nil, native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var envelope map[string]any
+	d := json.NewDecoder(bytes.NewReader(text))
+	d.UseNumber()
+	if err := d.Decode(&envelope); err != nil {
+		t.Fatal(err)
+	}
+	return envelope
+}
+
+func TestKeyOnlyBeforeImageGetsFallbacks(t *testing.T) {
+	ts, err := NewTableSchemas("shop", ordersTable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ev := encodeDecode(t, ts, &change.Event{Op: change.OpDelete, Before: change.Row{"id": int64(9)},
 		Source: change.Source{Snapshot: "false"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := r.decodeEnvelope(body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if ev.Before["id"] != int64(9) || ev.Before["customer_id"] != int32(0) || ev.Before["status"] != nil ||
 		ev.Before["amount"].(*big.Rat).Sign() != 0 || !ev.Before["created_at"].(time.Time).Equal(time.Unix(0, 0)) {
 		t.Fatalf("before = %v", ev.Before)
@@ -202,8 +266,8 @@ func TestTransactionRecordsRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	enc, dec := NewEncoder(client, "shop"), NewDecoder(client)
 	for _, rec := range []TransactionRecord{
-		{Status: TransactionBegin, ID: "771:12288", TsMs: 1795000000000},
-		{Status: TransactionEnd, ID: "771:12288", TsMs: 1795000000000, EventCount: 3,
+		{Status: TransactionBegin, ID: "771:11776", TsMs: 1795000000000},
+		{Status: TransactionEnd, ID: "771:12400", TsMs: 1795000000000, EventCount: 3,
 			DataCollections: []DataCollectionCount{{"public.orders", 2}, {"public.customers", 1}}},
 	} {
 		e, err := enc.EncodeTransaction(ctx, rec)
@@ -270,8 +334,8 @@ func TestMessagesRoundTrip(t *testing.T) {
 	enc, dec := NewEncoder(client, "shop"), NewDecoder(client)
 	m := &Message{Prefix: "outbox", Content: []byte(`{"type":"OrderCreated"}`), TsMs: 1795000000123,
 		Source: change.Source{Version: "0.1.0", Connector: "postgresql", Name: "shop", TsMs: 1795000000000, Snapshot: "false",
-			DB: "cdcflow", Sequence: change.SequenceFor(0x3000, 0x2F00), TxID: 9, LSN: 0x2F00},
-		Transaction: &change.Transaction{ID: "9:12288", TotalOrder: 1, DataCollectionOrder: 1},
+			DB: "cdcflow", Sequence: change.SequenceFor(0x2000, 0x2F00), TxID: 9, LSN: 0x2F00},
+		Transaction: &change.Transaction{ID: "9:12032", TotalOrder: 1, DataCollectionOrder: 1, CommitLSN: 0x3000},
 		Position:    change.Position{CommitLSN: 0x3000, Index: 1}}
 	e, err := enc.EncodeMessage(ctx, m)
 	if err != nil {
@@ -286,5 +350,41 @@ func TestMessagesRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, m) {
 		t.Fatalf("round trip:\ngot  %+v\nwant %+v", got, m)
+	}
+}
+
+// TestPositionsFromEnvelopes: a consumer recovers cdcflow's position from
+// what capture writes — transaction.commit_lsn and total_order for a change
+// of a transaction, source.lsn for a snapshot read or a non-transactional
+// message — and records written before commit_lsn existed keep the position
+// they had, read from the first LSN of source.sequence.
+func TestPositionsFromEnvelopes(t *testing.T) {
+	ts, err := NewTableSchemas("shop", ordersTable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := change.Row{"id": int64(1), "customer_id": int32(2), "amount": big.NewRat(1, 1), "created_at": time.Unix(0, 0).UTC()}
+	for _, tc := range []struct {
+		name   string
+		source change.Source
+		tx     *change.Transaction
+		want   change.Position
+	}{
+		{"streamed change", change.Source{Sequence: change.SequenceFor(0x2000, 0x2F00), LSN: 0x2F00},
+			&change.Transaction{ID: "7:12032", TotalOrder: 3, CommitLSN: 0x3000}, change.Position{CommitLSN: 0x3000, Index: 3}},
+		{"first change after a fresh start", change.Source{Sequence: change.SequenceFor(0, 0x2F00), LSN: 0x2F00},
+			&change.Transaction{ID: "7:12032", TotalOrder: 1, CommitLSN: 0x3000}, change.Position{CommitLSN: 0x3000, Index: 1}},
+		{"snapshot read", change.Source{Snapshot: change.SnapshotLast, Sequence: change.SequenceFor(0, 0x1000), LSN: 0x1000},
+			nil, change.Position{CommitLSN: 0x1000}},
+		{"written before commit_lsn", change.Source{Sequence: `["12288","12032"]`, LSN: 0x2F00},
+			&change.Transaction{ID: "7:12288", TotalOrder: 2}, change.Position{CommitLSN: 0x3000, Index: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.source.Snapshot = cmp.Or(tc.source.Snapshot, change.SnapshotFalse)
+			_, ev := encodeDecode(t, ts, &change.Event{Op: change.OpCreate, After: row, Source: tc.source, Transaction: tc.tx})
+			if ev.Position != tc.want {
+				t.Errorf("position %v, want %v", ev.Position, tc.want)
+			}
+		})
 	}
 }

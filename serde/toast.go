@@ -14,9 +14,9 @@ import (
 // holds back variable-length values; other types cannot be represented.
 func (t columnType) unavailable() (any, error) {
 	switch t.kind {
-	case kindString, kindJSON, kindUUID, kindXML, kindLtree:
+	case kindString, kindJSON, kindUUID, kindXML, kindLtree, kindTsvector:
 		return change.UnavailablePlaceholder, nil
-	case kindBytes:
+	case kindBytes, kindBits:
 		return []byte(change.UnavailablePlaceholder), nil
 	case kindArray:
 		if p := t.arrayPlaceholder(); p != nil {
@@ -54,12 +54,12 @@ func (t columnType) isUnavailable(v any) bool {
 	switch x := v.(type) {
 	case string:
 		switch t.kind {
-		case kindString, kindJSON, kindUUID, kindXML, kindLtree:
+		case kindString, kindJSON, kindUUID, kindXML, kindLtree, kindTsvector:
 			return x == change.UnavailablePlaceholder
 		}
 		return false
 	case []byte:
-		return t.kind == kindBytes && string(x) == change.UnavailablePlaceholder
+		return (t.kind == kindBytes || t.kind == kindBits) && string(x) == change.UnavailablePlaceholder
 	case []any:
 		if t.kind != kindArray {
 			return false

@@ -2,10 +2,9 @@ package serde
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
-
-	"github.com/linkedin/goavro/v2"
 )
 
 // TransactionStatus marks a transaction-metadata record as the BEGIN or the
@@ -23,7 +22,9 @@ const (
 // set on END records only.
 type TransactionRecord struct {
 	Status TransactionStatus
-	// ID is the transaction id, as in the envelopes' transaction.id.
+	// ID is "<txId>:<LSN>", as Debezium's PostgresTransactionMonitor forms
+	// it: the LSN of the transaction's BEGIN on BEGIN records, of its end on
+	// END records (the envelopes' transaction.id carries each change's LSN).
 	ID   string
 	TsMs int64
 	// EventCount is how many change events the transaction produced.
@@ -41,58 +42,90 @@ type DataCollectionCount struct {
 // TransactionTopic returns the transaction-metadata topic of prefix.
 func TransactionTopic(prefix string) string { return prefix + ".transaction" }
 
+// Names of the transaction topic's records and of a data_collections item.
 const (
-	transactionKeySchema = `{"type":"record","name":"TransactionMetadataKey","namespace":"io.debezium.connector.common",` +
-		`"fields":[{"name":"id","type":"string"}],"connect.name":"io.debezium.connector.common.TransactionMetadataKey"}`
-	transactionValueSchema = `{"type":"record","name":"TransactionMetadataValue","namespace":"io.debezium.connector.common",` +
-		`"fields":[{"name":"status","type":"string"},{"name":"id","type":"string"},` +
-		`{"name":"event_count","type":["null","long"],"default":null},` +
-		`{"name":"data_collections","type":["null",{"type":"array","items":{"type":"record","name":"ConnectDefault",` +
-		`"namespace":"io.confluent.connect.avro","fields":[{"name":"data_collection","type":"string"},` +
-		`{"name":"event_count","type":"long"}]}}],"default":null},` +
-		`{"name":"ts_ms","type":"long"}],"connect.name":"io.debezium.connector.common.TransactionMetadataValue"}`
+	transactionKeyName   = "io.debezium.connector.common.TransactionMetadataKey"
+	transactionValueName = "io.debezium.connector.common.TransactionMetadataValue"
+	dataCollectionName   = "event.collection"
 )
 
-var transactionCodecs = sync.OnceValues(func() ([2]*goavro.Codec, error) {
-	k, err := goavro.NewCodec(transactionKeySchema)
-	if err != nil {
-		return [2]*goavro.Codec{}, err
+// transactionSchemas are the key and value schemas of the transaction topic
+// as Debezium 3.6 defines them (SchemaFactory.transactionKeySchema,
+// transactionValueSchema and transactionEventCountPerDataCollectionSchema,
+// each version 1) and Confluent's AvroConverter writes them: data_collections
+// is an optional array of optional event.collection records.
+var transactionSchemas = sync.OnceValues(func() ([2]string, error) {
+	key := map[string]any{
+		"type": "record", "name": "TransactionMetadataKey", "namespace": "io.debezium.connector.common",
+		"fields":          []any{map[string]any{"name": "id", "type": "string"}},
+		"connect.version": 1, "connect.name": transactionKeyName,
 	}
-	v, err := goavro.NewCodec(transactionValueSchema)
-	return [2]*goavro.Codec{k, v}, err
+	collection := map[string]any{
+		"type": "record", "name": "collection", "namespace": "event",
+		"fields": []any{
+			map[string]any{"name": "data_collection", "type": "string"},
+			map[string]any{"name": "event_count", "type": "long"},
+		},
+		"connect.version": 1, "connect.name": dataCollectionName,
+	}
+	value := map[string]any{
+		"type": "record", "name": "TransactionMetadataValue", "namespace": "io.debezium.connector.common",
+		"fields": []any{
+			map[string]any{"name": "status", "type": "string"},
+			map[string]any{"name": "id", "type": "string"},
+			optionalLong("event_count"),
+			map[string]any{"name": "data_collections", "type": []any{"null",
+				map[string]any{"type": "array", "items": []any{"null", collection}}}, "default": nil},
+			map[string]any{"name": "ts_ms", "type": "long"},
+		},
+		"connect.version": 1, "connect.name": transactionValueName,
+	}
+	var out [2]string
+	for i, schema := range []any{key, value} {
+		b, err := json.Marshal(schema)
+		if err != nil {
+			return out, err
+		}
+		out[i] = string(b)
+	}
+	return out, nil
 })
 
 // EncodeTransaction encodes a transaction-metadata record for the
-// <prefix>.transaction topic, keyed by the transaction id.
+// <prefix>.transaction topic, keyed by the transaction id. It writes Avro's
+// binary encoding of transactionSchemas itself: capture writes two of these
+// per source transaction, and goavro's native maps cost more than the
+// encoding.
 func (e *Encoder) EncodeTransaction(ctx context.Context, rec TransactionRecord) (Encoded, error) {
-	codecs, err := transactionCodecs()
+	schemas, err := transactionSchemas()
 	if err != nil {
 		return Encoded{}, err
 	}
 	topic := TransactionTopic(e.prefix)
-	ids, err := e.registerPair(ctx, topic, [2]string{transactionKeySchema, transactionValueSchema})
+	ids, err := e.registerPair(ctx, topic, schemas)
 	if err != nil {
 		return Encoded{}, err
 	}
-	key, err := codecs[0].BinaryFromNative(nil, map[string]any{"id": rec.ID})
-	if err != nil {
-		return Encoded{}, fmt.Errorf("encode transaction key: %w", err)
-	}
-	value := map[string]any{"status": string(rec.Status), "id": rec.ID, "ts_ms": rec.TsMs,
-		"event_count": nil, "data_collections": nil}
+	key := appendString(AppendWire(make([]byte, 0, wireHeaderLen+1+len(rec.ID)), ids[0], nil), rec.ID)
+	value := AppendWire(make([]byte, 0, 64+len(rec.ID)+32*len(rec.DataCollections)), ids[1], nil)
+	value = appendString(value, string(rec.Status))
+	value = appendString(value, rec.ID)
 	if rec.Status == TransactionEnd {
-		value["event_count"] = goavro.Union("long", rec.EventCount)
-		dcs := make([]any, len(rec.DataCollections))
-		for i, dc := range rec.DataCollections {
-			dcs[i] = map[string]any{"data_collection": dc.DataCollection, "event_count": dc.EventCount}
+		value = appendLong(appendUnionIndex(value, 1), rec.EventCount)
+		value = appendUnionIndex(value, 1) // an array of ["null", event.collection]
+		if n := len(rec.DataCollections); n > 0 {
+			value = appendLong(value, int64(n))
+			for _, dc := range rec.DataCollections {
+				value = appendString(appendUnionIndex(value, 1), dc.DataCollection)
+				value = appendLong(value, dc.EventCount)
+			}
 		}
-		value["data_collections"] = goavro.Union("array", dcs)
+		value = appendLong(value, 0) // the end of the array's blocks
+	} else {
+		value = appendUnionIndex(appendUnionIndex(value, 0), 0) // no event_count, no data_collections
 	}
-	body, err := codecs[1].BinaryFromNative(nil, value)
-	if err != nil {
-		return Encoded{}, fmt.Errorf("encode transaction record: %w", err)
-	}
-	return Encoded{Topic: topic, Key: AppendWire(nil, ids[0], key), Value: AppendWire(nil, ids[1], body)}, nil
+	value = appendLong(value, rec.TsMs)
+	return Encoded{Topic: topic, Key: key, Value: value}, nil
 }
 
 // DecodeTransaction decodes a record of the transaction-metadata topic.
@@ -113,7 +146,7 @@ func (d *Decoder) DecodeTransaction(ctx context.Context, value []byte) (Transact
 	rec.EventCount, _ = unwrapUnion(m["event_count"]).(int64)
 	dcs, _ := unwrapUnion(m["data_collections"]).([]any)
 	for _, x := range dcs {
-		dc, _ := x.(map[string]any)
+		dc, _ := unwrapUnion(x).(map[string]any)
 		n, _ := dc["event_count"].(int64)
 		name, _ := dc["data_collection"].(string)
 		rec.DataCollections = append(rec.DataCollections, DataCollectionCount{DataCollection: name, EventCount: n})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/wkb"
 )
 
 // Type modifiers as PostgreSQL stores them (atttypmod).
@@ -67,6 +68,17 @@ func typesTable() *change.Table {
 		c("mac", "macaddr", 829, -1),
 		c("mac8", "macaddr8", 774, -1),
 		c("spot", "point", 600, -1),
+		{Name: "pin", Type: "point", OID: 600, TypeMod: -1}, // NOT NULL
+		c("frame", "box", 603, -1),
+		c("seg", "lseg", 601, -1),
+		c("route", "path", 602, -1),
+		c("area", "polygon", 604, -1),
+		c("disc", "circle", 718, -1),
+		c("axis", "line", 628, -1),
+		c("flag1", "bit", 1560, 1),
+		{Name: "bits", Type: "bit", OID: 1560, TypeMod: 10}, // NOT NULL
+		c("vbits", "varbit", 1562, -1),
+		c("search", "tsvector", 3614, -1),
 		c("page", "xml", 142, -1),
 		c("path", "ltree", 16600, -1),
 		{Name: "i2s", Type: "_int2", OID: 1005, TypeMod: -1, Elem: elem("int2", 21), Nullable: true},
@@ -120,7 +132,15 @@ func typesRow() change.Row {
 		"tags":    `{"colour":"red","size":null}`,
 		"feeling": "happy",
 		"addr":    "192.168.0.1/24", "net": "10.0.0.0/8", "mac": "08:00:2b:01:02:03", "mac8": "08:00:2b:01:02:03:04:05",
-		"spot": "(1.5,-2)", "page": "<a>1</a>", "path": "Top.Science.Astronomy",
+		"spot": change.Point{X: 1.5, Y: -2}, "pin": change.Point{X: 0.1, Y: 1e10},
+		"frame": change.Geometry{WKB: wkb.Polygon([]float64{2, 3, 2, 1, 0, 1, 0, 3, 2, 3}), Extensions: map[string]string{"type": "box"}},
+		"seg":   change.Geometry{WKB: wkb.LineString([]float64{0, 0, 1, 2}), Extensions: map[string]string{"type": "lseg"}},
+		"route": change.Geometry{WKB: wkb.LineString([]float64{0, 0, 1, 1, 2, 0}), Extensions: map[string]string{"type": "path", "closed": "false"}},
+		"area":  change.Geometry{WKB: wkb.Polygon([]float64{0, 0, 0, 1, 1, 1, 0, 0}), Extensions: map[string]string{"type": "polygon"}},
+		"disc":  change.Circle{X: 1, Y: 2, Radius: 3.5}, "axis": change.Line{A: -1, B: 0, C: 2},
+		"flag1": true, "bits": change.Bits{0x05, 0x02}, "vbits": change.Bits{},
+		"search": "'fat':2 'rat':3",
+		"page":   "<a>1</a>", "path": "Top.Science.Astronomy",
 		"i2s":      []any{int32(1), nil, int32(-3)},
 		"i4s":      []any{},
 		"i8s":      []any{int64(1) << 40},
@@ -161,34 +181,10 @@ func TestTypesGolden(t *testing.T) {
 	golden(t, "types.key.avsc", indentJSON(t, ts.Key))
 	golden(t, "types.envelope.avsc", indentJSON(t, ts.Envelope))
 
-	body, err := ts.EncodeEnvelope(typesEvent())
-	if err != nil {
-		t.Fatal(err)
-	}
-	native, _, err := ts.envCodec.NativeFromBinary(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := ts.envCodec.TextualFromNative(nil, native)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var envelope map[string]any // re-encoded: sorted keys, stable across runs
-	d := json.NewDecoder(bytes.NewReader(text))
-	d.UseNumber()
-	if err := d.Decode(&envelope); err != nil {
-		t.Fatal(err)
-	}
+	body, ev := encodeDecode(t, ts, typesEvent())
+	envelope := avroJSON(t, ts, body) // re-encoded: sorted keys, stable across runs
 	golden(t, "types.envelope.json", asciiJSON(marshalJSON(t, envelope, "  ")))
 
-	r, err := newReader(ts.Envelope)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := r.decodeEnvelope(body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	after := envelope["after"].(map[string]any)["shop.public.all_types.Value"].(map[string]any)
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -214,6 +210,8 @@ func pgTypeName(c change.Column) string {
 		name = fmt.Sprintf("numeric(%d,%d)", (c.TypeMod-4)>>16, (c.TypeMod-4)&0xFFFF)
 	case (c.Type == "varchar" || c.Type == "bpchar") && c.TypeMod >= 4:
 		name = fmt.Sprintf("%s(%d)", c.Type, c.TypeMod-4)
+	case (c.Type == "bit" || c.Type == "varbit") && c.TypeMod >= 0:
+		name = fmt.Sprintf("%s(%d)", c.Type, c.TypeMod)
 	case strings.HasPrefix(c.Type, "time") && c.TypeMod >= 0:
 		name = fmt.Sprintf("%s(%d)", c.Type, c.TypeMod)
 	case c.EnumValues != nil:
@@ -262,6 +260,10 @@ func showValue(v any) string {
 		return x.Format(time.RFC3339Nano)
 	case []byte:
 		return fmt.Sprintf("%x", x)
+	case change.Bits:
+		return fmt.Sprintf("%x, bit(10) %s", []byte(x), x.Text(10))
+	case change.Geometry:
+		return fmt.Sprintf("wkb %x %v", x.WKB, x.Extensions)
 	case string:
 		return strconv.Quote(x)
 	case []any:
@@ -280,9 +282,9 @@ func typesEvent() *change.Event {
 	return &change.Event{
 		Op: change.OpCreate, After: typesRow(),
 		Source: change.Source{Version: "0.1.0", Connector: "postgresql", Name: "shop", TsMs: 1795000000000,
-			Snapshot: "false", DB: "cdcflow", Sequence: change.SequenceFor(0x3000, 0x2F00), TsUs: 1795000000000000,
+			Snapshot: "false", DB: "cdcflow", Sequence: change.SequenceFor(0x2000, 0x2F00), TsUs: 1795000000000000,
 			TsNs: 1795000000000000000, Schema: "public", Table: "all_types", TxID: 771, LSN: 0x2F00},
-		Transaction: &change.Transaction{ID: "771:12288", TotalOrder: 1, DataCollectionOrder: 1},
+		Transaction: &change.Transaction{ID: "771:12032", TotalOrder: 1, DataCollectionOrder: 1, CommitLSN: 0x3000},
 		TsMs:        1795000000123,
 	}
 }
@@ -300,6 +302,7 @@ func TestTypesRoundTrip(t *testing.T) {
 	}
 	nulls["id"], nulls["code"], nulls["i4"], nulls["price"] = int64(2), "B", int32(0), big.NewRat(1, 100)
 	nulls["zoned_ts"], nulls["i4s"] = time.Unix(0, 0).UTC(), []any{nil}
+	nulls["pin"], nulls["bits"] = change.Point{}, change.Bits{}
 
 	specials := copyRow(typesRow())
 	specials["f4"], specials["f8"] = float32(math.Inf(-1)), math.NaN()
@@ -430,29 +433,106 @@ func copyRow(r change.Row) change.Row {
 	return out
 }
 
-// TestPreciseNaN: with decimal.handling.mode=precise a NaN or infinite
-// numeric, alone or in an array, has no Avro form: encoding fails with a
-// ValueError naming the column, its type and the setting that captures it,
-// as Debezium fails.
-func TestPreciseNaN(t *testing.T) {
+// TestPreciseSpecialDecimals: with decimal.handling.mode=precise a NaN or
+// infinite numeric has no Avro form. By default it travels as null, as
+// Debezium's PostgreSQL connector publishes it, alone or in an array; in a
+// NOT NULL column, and with SpecialDecimalReject everywhere, encoding fails
+// with a ValueError naming the column, its type and the setting that
+// captures it.
+func TestPreciseSpecialDecimals(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mode    SpecialDecimalMode
+		col     string
+		value   any
+		want    any // the decoded value; nil with wantErr
+		wantErr string
+	}{
+		{"NaN travels as null", SpecialDecimalNull, "ratio", math.NaN(), nil, ""},
+		{"Infinity in an array element", SpecialDecimalNull, "ratios", []any{big.NewRat(1, 2), math.Inf(-1)}, []any{big.NewRat(1, 2), nil}, ""},
+		{"NOT NULL column cannot be null", SpecialDecimalNull, "price", math.Inf(1), nil, "NOT NULL"},
+		{"reject NaN", SpecialDecimalReject, "ratio", math.NaN(), nil, "decimal handling mode string"},
+		{"reject in an array", SpecialDecimalReject, "ratios", []any{math.Inf(-1)}, nil, "decimal handling mode string"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts, err := NewTableSchemas("shop", typesTable(), SpecialDecimals(tc.mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := typesEvent()
+			ev.After = copyRow(typesRow())
+			ev.After[tc.col] = tc.value
+			_, err = ts.EncodeEnvelope(ev)
+			if tc.wantErr != "" {
+				var ve *ValueError
+				if !errors.As(err, &ve) || ve.Column != tc.col || !errors.Is(err, errNoPreciseForm) {
+					t.Fatalf("%s = %v encodes: %v", tc.col, tc.value, err)
+				}
+				for _, want := range []string{`"` + tc.col + `"`, "numeric", tc.wantErr} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not say %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, got := encodeDecode(t, ts, ev)
+			if !reflect.DeepEqual(got.After[tc.col], tc.want) {
+				t.Errorf("%s decodes to %#v, want %#v", tc.col, got.After[tc.col], tc.want)
+			}
+		})
+	}
+	if _, err := ParseSpecialDecimalMode("drop"); err == nil {
+		t.Error("ParseSpecialDecimalMode(drop) succeeded")
+	}
+	if _, err := NewTableSchemas("shop", typesTable(), SpecialDecimals(SpecialDecimalMode(9))); err == nil || !strings.Contains(err.Error(), "null, reject") {
+		t.Errorf("mode 9: %v", err)
+	}
+}
+
+// TestInfiniteDatesAndTimestamps: PostgreSQL's infinity and -infinity travel
+// as Debezium's PostgresValueConverter sends them — a date as the epoch days
+// of -5877611-06-21 and -5877611-06-22, a timestamp as pgjdbc's
+// PGStatement.DATE_POSITIVE_INFINITY and DATE_NEGATIVE_INFINITY µs (ms under
+// timestamp(3)), a timestamptz as the strings "infinity" and "-infinity" —
+// and decode back into change.Infinity, in arrays too.
+func TestInfiniteDatesAndTimestamps(t *testing.T) {
 	ts, err := NewTableSchemas("shop", typesTable())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for col, v := range map[string]any{"ratio": math.NaN(), "price": math.Inf(1), "ratios": []any{big.NewRat(1, 2), math.Inf(-1)}} {
-		ev := typesEvent()
-		ev.After = copyRow(typesRow())
-		ev.After[col] = v
-		_, err := ts.EncodeEnvelope(ev)
-		var ve *ValueError
-		if !errors.As(err, &ve) || ve.Column != col || !errors.Is(err, errNoPreciseForm) {
-			t.Fatalf("%s = %v encodes: %v", col, v, err)
-		}
-		for _, want := range []string{`"` + col + `"`, "numeric", "decimal handling mode string"} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error %q does not say %q", err, want)
+	pos, neg := change.PositiveInfinity, change.NegativeInfinity
+	for _, tc := range []struct {
+		col      string
+		value    any
+		wireJSON string // the Avro JSON of the value
+	}{
+		{"day", pos, `{"int":-2147472692}`},
+		{"day", neg, `{"int":-2147472691}`},
+		{"local_ts", pos, `{"long":9223372036825200000}`},
+		{"local_ts", neg, `{"long":-9223372036832400000}`},
+		{"local_ts_ms", pos, `{"long":9223372036825200}`},
+		{"local_ts_ms", neg, `{"long":-9223372036832400}`},
+		{"zoned_ts", pos, `"infinity"`}, // NOT NULL: no union
+		{"zoned_ts_ms", neg, `{"string":"-infinity"}`},
+		{"days", []any{pos, nil, neg}, `{"array":[{"int":-2147472692},null,{"int":-2147472691}]}`},
+		{"stamps", []any{neg}, `{"array":[{"string":"-infinity"}]}`},
+	} {
+		t.Run(fmt.Sprintf("%s %v", tc.col, tc.value), func(t *testing.T) {
+			ev := typesEvent()
+			ev.After = copyRow(typesRow())
+			ev.After[tc.col] = tc.value
+			body, got := encodeDecode(t, ts, ev)
+			after := avroJSON(t, ts, body)["after"].(map[string]any)["shop.public.all_types.Value"].(map[string]any)
+			if wire := string(marshalJSON(t, after[tc.col], "")); wire != tc.wireJSON {
+				t.Errorf("travels as %s, Debezium sends %s", wire, tc.wireJSON)
 			}
-		}
+			if !reflect.DeepEqual(got.After[tc.col], tc.value) {
+				t.Errorf("decodes to %#v, want %#v", got.After[tc.col], tc.value)
+			}
+		})
 	}
 }
 
@@ -510,19 +590,8 @@ func TestTypesKeyOnlyBeforeImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := newReader(ts.Envelope)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := ts.EncodeEnvelope(&change.Event{Op: change.OpDelete, Before: change.Row{"id": int64(9), "code": "Z"},
+	_, ev := encodeDecode(t, ts, &change.Event{Op: change.OpDelete, Before: change.Row{"id": int64(9), "code": "Z"},
 		Source: change.Source{Snapshot: "false"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := r.decodeEnvelope(body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if ev.Before["i4"] != int32(0) || ev.Before["price"].(*big.Rat).Sign() != 0 ||
 		!ev.Before["zoned_ts"].(time.Time).Equal(time.Unix(0, 0)) || !reflect.DeepEqual(ev.Before["i4s"], []any{}) ||
 		ev.Before["feeling"] != nil {
