@@ -22,11 +22,14 @@ type Order struct {
 	CreatedAt  time.Time
 }
 
-// OrderPaid is a domain event.
+// OrderPaid is a domain event: its type is the struct's name, OrderPaid.
 type OrderPaid struct {
 	OrderID int64
 	Amount  *big.Rat
 }
+
+// orderTopic is the event topic of orders, and the event types it carries.
+var orderTopic = topologies.EventTopicOf("events.Order", OrderPaid{})
 
 func ordersPerStatus(o Order) []topologies.Sample {
 	return []topologies.Sample{{Series: "orders_per_status", Bucket: o.Status, Value: 1}}
@@ -34,7 +37,7 @@ func ordersPerStatus(o Order) []topologies.Sample {
 
 func orderEvents(c topologies.Change[Order]) []topologies.Event {
 	if c.Op == change.OpUpdate && c.Before != nil && c.Before.Status != "paid" && c.After.Status == "paid" {
-		return []topologies.Event{{Type: "OrderPaid", AggregateID: strconv.FormatInt(c.After.ID, 10),
+		return []topologies.Event{{AggregateID: strconv.FormatInt(c.After.ID, 10),
 			Data: OrderPaid{OrderID: c.After.ID, Amount: c.After.Amount}}}
 	}
 	return nil
@@ -47,7 +50,7 @@ func Example() {
 	payments := topologies.TableOf[Order]("shop", "public", "payments")
 	topo := topologies.New("order-metrics",
 		topologies.Metrics(orders, ordersPerStatus),
-		topologies.Events(payments, "events.Order", orderEvents),
+		topologies.Events(payments, orderTopic, orderEvents),
 	)
 	if err := topo.Validate(); err != nil {
 		log.Fatal(err)
@@ -65,15 +68,16 @@ func ExampleTopology_Validate() {
 	topo := topologies.New("Order Metrics",
 		topologies.Metrics(orders, ordersPerStatus),
 		topologies.Index(orders, "Orders", nil),
-		topologies.Events(topologies.TableOf[Order]("shop", "public", "payments"), "events/Order", orderEvents),
+		topologies.Events(topologies.TableOf[Order]("shop", "public", "payments"), topologies.EventTopicOf("events/Order", OrderPaid{}), orderEvents),
+		topologies.Metrics(orders, ordersPerStatus),
 	)
 	fmt.Println(topo.Validate())
 	// Output:
 	// topology name "Order Metrics": use lower-case letters, digits and '-', starting with a letter
 	// topology Order Metrics: search index Orders over shop.public.orders: index name "Orders": use lower case only
 	// document function is nil
-	// topology Order Metrics reads shop.public.orders twice; one node per input topic
-	// topology Order Metrics: events from shop.public.payments: output topic "events/Order" must be dot-separated names (it is the events' Avro namespace), e.g. events.Order
+	// topology Order Metrics: events from shop.public.payments: event topic "events/Order" must be dot-separated names (it is the events' Avro namespace), e.g. events.Order
+	// topology Order Metrics has two Metrics nodes of shop.public.orders; they would share the state kept per row: make them one, or put one in another topology
 }
 
 // The same change, aggregate and event type always give the same id (the
@@ -88,6 +92,17 @@ func ExampleEventID() {
 	// 3e6e8af362ef37ead8374c91572e5ffc
 	// true
 	// false
+}
+
+// An event's type is the name of its data's Go type, and the event topic
+// declares its types by value: a derive function cannot misspell one.
+func ExampleEvent_Type() {
+	e := topologies.Event{AggregateID: "42", Data: OrderPaid{OrderID: 42, Amount: big.NewRat(25, 2)}}
+	fmt.Println(e.Type())
+	fmt.Println(orderTopic.Topic, orderTopic.Types())
+	// Output:
+	// OrderPaid
+	// events.Order [OrderPaid]
 }
 
 // Row is the change.Row capture sends for a row: what a test feeds a node.

@@ -7,35 +7,38 @@ import (
 	"strings"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
 )
 
 // IndexNode keeps a search index in sync with a table's current rows: one
 // document per row. Build it with [Index].
-type IndexNode struct {
-	input    string
-	index    string
-	rowType  string
-	mapping  string
-	decode   func(change.Row) (any, error)
-	document func(any) (string, any)
-	errs     []error
-}
+type IndexNode struct{ e *engine.SearchIndex }
 
-// IndexOption configures an [IndexNode].
+// IndexOption configures a search index: [Index] or [IndexReadModel].
 type IndexOption interface {
-	applyIndex(*IndexNode)
+	applyIndex(*indexConfig)
 }
 
-type indexOption func(*IndexNode)
+type indexConfig struct{ mapping string }
 
-func (o indexOption) applyIndex(n *IndexNode) { o(n) }
+type indexOption func(*indexConfig)
+
+func (o indexOption) applyIndex(c *indexConfig) { o(c) }
 
 // WithMapping gives the index the mapping mapping, a JSON object such as
 // {"properties": {"status": {"type": "keyword"}}}, when the processor creates
 // it (it creates the index when it starts if it is missing, and never
 // changes an existing index). Without it the index maps fields dynamically.
 func WithMapping(mapping string) IndexOption {
-	return indexOption(func(n *IndexNode) { n.mapping = mapping })
+	return indexOption(func(c *indexConfig) { c.mapping = mapping })
+}
+
+func indexOptions(opts []IndexOption) indexConfig {
+	var c indexConfig
+	for _, o := range opts {
+		o.applyIndex(&c)
+	}
+	return c
 }
 
 // Index declares a search index named index over the current rows of table:
@@ -49,25 +52,25 @@ func WithMapping(mapping string) IndexOption {
 // REPLICA IDENTITY DEFAULT), and the id of the deleted document is computed
 // from it.
 func Index[T any](table Table[T], index string, document func(T) (id string, doc any), opts ...IndexOption) *IndexNode {
-	n := &IndexNode{input: table.Topic, index: index, rowType: fmt.Sprintf("%T", *new(T))}
-	for _, o := range opts {
-		o.applyIndex(n)
-	}
-	n.errs = append(n.errs, checkIndex(index, n.mapping)...)
+	n := &engine.SearchIndex{Input: string(table.Topic), Debezium: table.Debezium, Index: index, RowType: typeName[T](), Mapping: indexOptions(opts).mapping}
+	n.Errs = append(n.Errs, checkIndex(index, n.Mapping)...)
 	dec, err := newRowDecoder[T]()
 	if err != nil {
-		n.errs = append(n.errs, err)
+		n.Errs = append(n.Errs, err)
 	}
 	if document == nil {
-		n.errs = append(n.errs, errors.New("document function is nil"))
+		n.Errs = append(n.Errs, errors.New("document function is nil"))
 	}
-	if len(n.errs) > 0 {
-		return n
+	if len(n.Errs) > 0 {
+		return &IndexNode{n}
 	}
-	n.decode = func(r change.Row) (any, error) { return dec.decode(r) }
-	n.document = func(row any) (string, any) { return document(row.(T)) }
-	return n
+	n.Decode = func(r change.Row) (any, error) { return dec.decode(r) }
+	n.Doc = func(row any) (string, any) { return document(row.(T)) }
+	return &IndexNode{n}
 }
+
+// Engine implements [Node].
+func (n *IndexNode) Engine() engine.Node { return n.e }
 
 // checkIndex checks an index's name and mapping.
 func checkIndex(name, mapping string) []error {
@@ -104,53 +107,10 @@ func checkIndexName(name string) error {
 	return nil
 }
 
-// Input returns the topic the node reads.
-func (n *IndexNode) Input() string { return n.input }
-
-// IndexName returns the name of the search index.
-func (n *IndexNode) IndexName() string { return n.index }
-
-// Mapping returns the mapping given with [WithMapping], or "".
-func (n *IndexNode) Mapping() string { return n.mapping }
-
-func (n *IndexNode) describe() string {
-	return fmt.Sprintf("search index %s over %s (rows as %s)", n.index, n.input, n.rowType)
-}
-
-func (n *IndexNode) validate() error {
-	if len(n.errs) > 0 {
-		return fmt.Errorf("search index %s over %s: %w", n.index, n.input, errors.Join(n.errs...))
-	}
-	return nil
-}
-
-// Document returns the id and body of row's document; row is a Row of the
-// node's table (for a delete, its before image or its key columns).
-func (n *IndexNode) Document(row change.Row) (id string, doc any, err error) {
-	if n.decode == nil {
-		return "", nil, n.validate()
-	}
-	v, err := n.decode(row)
-	if err != nil {
-		return "", nil, err
-	}
-	id, doc = n.document(v)
-	if id == "" {
-		return "", nil, errors.New("the document function returned an empty id")
-	}
-	return id, doc, nil
-}
-
 // ReadModelIndexNode keeps a search index in sync with a read model: one
 // document per document of the read model, under the read model's key. Build
 // it with [IndexReadModel].
-type ReadModelIndexNode struct {
-	model    *ReadModelNode
-	index    string
-	mapping  string
-	document func(json.RawMessage) (any, error)
-	errs     []error
-}
+type ReadModelIndexNode struct{ e *engine.ReadModelIndex }
 
 // IndexReadModel declares a search index named index over the documents of
 // the read model model, which must be a node of the same topology: each
@@ -161,77 +121,26 @@ type ReadModelIndexNode struct {
 // model's; nil indexes the read model's document as it is.
 //
 // The processor reads the read model's group table, and versions each
-// search document by the read model's [ModelState.Revision], so that a
-// replay or a redelivery never brings an older document back.
-func IndexReadModel[V any](model *ReadModelNode, index string, document func(V) any, opts ...IndexOption) *ReadModelIndexNode {
-	opt := &IndexNode{}
-	for _, o := range opts {
-		o.applyIndex(opt)
+// search document by the read model's revision of it (a count of the
+// changes applied to the document's rows), so that a replay or a redelivery
+// never brings an older document back.
+func IndexReadModel[V any](model *ReadModelNode[V], index string, document func(V) any, opts ...IndexOption) *ReadModelIndexNode {
+	n := &engine.ReadModelIndex{Index: index, Mapping: indexOptions(opts).mapping}
+	n.Errs = append(n.Errs, checkIndex(index, n.Mapping)...)
+	if model == nil {
+		n.Errs = append(n.Errs, errors.New("the read model is nil"))
+		return &ReadModelIndexNode{n}
 	}
-	n := &ReadModelIndexNode{model: model, index: index, mapping: opt.mapping}
-	n.errs = append(n.errs, checkIndex(index, n.mapping)...)
-	switch {
-	case model == nil:
-		n.errs = append(n.errs, errors.New("the read model is nil"))
-	case model.docType != typeName[V]():
-		n.errs = append(n.errs, fmt.Errorf("read model %s keeps documents of type %s, not %s", model.name, model.docType, typeName[V]()))
-	}
-	if len(n.errs) > 0 {
-		return n
-	}
-	n.document = func(raw json.RawMessage) (any, error) {
-		var v V
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, fmt.Errorf("decode read model %s document: %w", model.name, err)
-		}
-		if document == nil {
-			return v, nil
+	n.Model = model.e
+	n.Doc = func(raw json.RawMessage) (any, error) {
+		v, err := model.Document(raw)
+		if err != nil || document == nil {
+			return v, err
 		}
 		return document(v), nil
 	}
-	return n
+	return &ReadModelIndexNode{n}
 }
 
-// Input returns "" : the node reads the read model's group table, whose
-// topic depends on the consumer group the topology runs as (see
-// processors.ReadModelGroup).
-func (n *ReadModelIndexNode) Input() string { return "" }
-
-// ReadModel returns the read model the index follows.
-func (n *ReadModelIndexNode) ReadModel() *ReadModelNode { return n.model }
-
-// IndexName returns the name of the search index.
-func (n *ReadModelIndexNode) IndexName() string { return n.index }
-
-// Mapping returns the mapping given with [WithMapping], or "".
-func (n *ReadModelIndexNode) Mapping() string { return n.mapping }
-
-func (n *ReadModelIndexNode) describe() string {
-	name := "<nil>"
-	if n.model != nil {
-		name = n.model.name
-	}
-	return fmt.Sprintf("search index %s over read model %s", n.index, name)
-}
-
-func (n *ReadModelIndexNode) validate() error {
-	if len(n.errs) > 0 {
-		return fmt.Errorf("%s: %w", n.describe(), errors.Join(n.errs...))
-	}
-	return nil
-}
-
-// Document returns the search document of a read model state, a value of
-// the read model's group table: ok is false when the read model holds no
-// document (the root row is deleted, or not there yet), and the search
-// document is to be deleted.
-func (n *ReadModelIndexNode) Document(st *ModelState) (doc any, ok bool, err error) {
-	if n.document == nil {
-		return nil, false, n.validate()
-	}
-	if st == nil || st.Document == nil {
-		return nil, false, nil
-	}
-	doc, err = n.document(st.Document)
-	return doc, err == nil, err
-}
+// Engine implements [Node].
+func (n *ReadModelIndexNode) Engine() engine.Node { return n.e }

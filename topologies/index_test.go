@@ -8,8 +8,15 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/topologies"
 )
+
+// searchIndex returns the runtime form of an Index node: its Document is
+// what the processor calls for each change.
+func searchIndex(n *topologies.IndexNode) *engine.SearchIndex {
+	return n.Engine().(*engine.SearchIndex)
+}
 
 type orderDoc struct {
 	ID       int64 `json:"id"`
@@ -67,15 +74,19 @@ func TestIndexReportsEveryMistakeAtOnce(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "lower case") || !strings.Contains(err.Error(), "document function is nil") {
 		t.Fatalf("Validate = %v", err)
 	}
-	if _, _, err := node.Document(change.Row{"id": int64(1)}); err == nil {
+	if _, _, err := searchIndex(node).Document(change.Row{"id": int64(1)}); err == nil {
 		t.Fatal("an invalid node made a document")
 	}
 }
 
 func TestIndexDocument(t *testing.T) {
 	node := topologies.Index(topologies.TableOf[order]("shop", "public", "orders"), "orders", orderDocument)
-	if node.Input() != "shop.public.orders" || node.IndexName() != "orders" || node.Mapping() != "" {
-		t.Fatalf("node = %s %s %q", node.Input(), node.IndexName(), node.Mapping())
+	if x := searchIndex(node); x.Input != "shop.public.orders" || x.Index != "orders" || x.Mapping != "" {
+		t.Fatalf("node = %s %s %q", x.Input, x.Index, x.Mapping)
+	}
+	const mapping = `{"properties":{"id":{"type":"long"}}}`
+	if x := searchIndex(topologies.Index(topologies.TableOf[order]("shop", "public", "orders"), "orders", orderDocument, topologies.WithMapping(mapping))); x.Mapping != mapping {
+		t.Fatalf("mapping %q, want %q", x.Mapping, mapping)
 	}
 	for _, tc := range []struct {
 		name    string
@@ -89,7 +100,7 @@ func TestIndexDocument(t *testing.T) {
 		{"a mistyped column", change.Row{"id": "seven"}, "", nil, "column id into field ID"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id, doc, err := node.Document(tc.row)
+			id, doc, err := searchIndex(node).Document(tc.row)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -105,7 +116,7 @@ func TestIndexDocument(t *testing.T) {
 		})
 	}
 	empty := topologies.Index(topologies.TableOf[order]("shop", "public", "orders"), "orders", func(order) (string, any) { return "", struct{}{} })
-	if _, _, err := empty.Document(change.Row{"id": int64(1)}); err == nil || !strings.Contains(err.Error(), "empty id") {
+	if _, _, err := searchIndex(empty).Document(change.Row{"id": int64(1)}); err == nil || !strings.Contains(err.Error(), "empty id") {
 		t.Fatalf("empty id: %v", err)
 	}
 	if s := topologies.New("search", node).String(); !strings.Contains(s, "search index orders over shop.public.orders") {

@@ -4,142 +4,106 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"reflect"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
 )
 
-// RecordedEvent is a domain event as a projection reads it back from an
-// event topic: the [Event] with its Data decoded into the struct of its type,
-// and the id, position and time the [Events] node gave it.
-type RecordedEvent struct {
-	Event
-	ID         string
-	Position   change.Position
-	OccurredAt time.Time
+// Recorded is a domain event of type E as a projection reads it back from
+// its event topic: its data, and the aggregate, id, position and time the
+// [Events] node gave it.
+type Recorded[E any] struct {
+	Data        E
+	AggregateID string
+	ID          string
+	Position    change.Position
+	OccurredAt  time.Time
 }
 
-// EventTopic is an event topic read back as typed events. Build it with
-// [EventTopicOf].
-type EventTopic struct {
-	Topic string
-	types map[string]eventType
-	errs  []error
+// Handler folds the events of one type into a projection's state S. Build
+// it with [On].
+type Handler[S any] struct {
+	typ     reflect.Type
+	key     func(data any) string
+	fold    func(S, engine.Recorded) S
+	deletes bool
+	err     error
 }
 
-type eventType struct {
-	typ    reflect.Type
-	fields []rowField
-}
-
-// EventTopicOf declares the event topic topic, as an [Events] node writes
-// it, read back as Go structs: data holds one value of each event data type,
-// and an event whose type is the name of one of them (OrderPaid for a struct
-// type named OrderPaid) decodes into that struct. Fields map to the event's
-// fields by their `avro:"name"` tag or by their name in snake_case, as
-// serde encodes them; a field the event lacks keeps its zero value. Events
-// of types data does not name are not read.
-func EventTopicOf(topic string, data ...any) EventTopic {
-	et := EventTopic{Topic: topic, types: map[string]eventType{}}
-	if !eventTopic.MatchString(topic) {
-		et.errs = append(et.errs, fmt.Errorf("event topic %q must be dot-separated names, e.g. events.Order", topic))
+// On declares how a projection handles the events whose data is an E: key
+// tells the projection key an event belongs to (a customer id taken from an
+// order's event, say), and fold returns the state after it. Both must be
+// pure functions of their arguments.
+func On[S, E any](key func(E) string, fold func(S, Recorded[E]) S) Handler[S] {
+	h := Handler[S]{typ: reflect.TypeFor[E]()}
+	if key == nil || fold == nil {
+		h.err = fmt.Errorf("the key or fold function of %s events is nil", h.typ.Name())
+		return h
 	}
-	if len(data) == 0 {
-		et.errs = append(et.errs, errors.New("no event types: pass one value of each event data struct"))
+	h.key = func(data any) string { return key(data.(E)) }
+	h.fold = func(s S, ev engine.Recorded) S {
+		return fold(s, Recorded[E]{Data: ev.Data.(E), AggregateID: ev.AggregateID, ID: ev.ID, Position: ev.Position, OccurredAt: ev.OccurredAt})
 	}
-	for _, d := range data {
-		t := reflect.TypeOf(d)
-		switch {
-		case t == nil || t.Kind() != reflect.Struct:
-			et.errs = append(et.errs, fmt.Errorf("event data %T is not a struct", d))
-		case t.Name() == "":
-			et.errs = append(et.errs, fmt.Errorf("event data %s has no type name to match event types with", t))
-		case et.types[t.Name()].typ != nil:
-			et.errs = append(et.errs, fmt.Errorf("two event data types are named %s", t.Name()))
-		default:
-			et.types[t.Name()] = eventType{typ: t, fields: structFields(t, "avro")}
-		}
-	}
-	return et
+	return h
 }
 
-// decode returns the data of an event of type typ, fields being the event's
-// fields by name as Avro decodes them; ok is false for a type et does not
-// declare.
-func (et EventTopic) decode(typ string, fields map[string]any) (data any, ok bool, err error) {
-	t, ok := et.types[typ]
-	if !ok {
-		return nil, false, nil
-	}
-	v := reflect.New(t.typ).Elem()
-	for _, f := range t.fields {
-		x := fields[f.column]
-		if x == nil {
-			continue
-		}
-		if err := assign(v.Field(f.index), x); err != nil {
-			return nil, true, fmt.Errorf("event %s field %s into %s.%s: %w", typ, f.column, t.typ.Name(), t.typ.Field(f.index).Name, err)
-		}
-	}
-	return v.Interface(), true, nil
+// OnDelete declares, as [On] does, how a projection handles the events whose
+// data is an E, events that delete their aggregate (an OrderDeleted): after
+// one, the projection keeps of the aggregate only a marker (the position of
+// its last event, so that a redelivered or replayed older event changes
+// nothing), and drops it once the event is older than the processor's
+// marker retention (processors.Config.MarkerRetention, 7 days by default).
+// An event of the aggregate older than that, delivered after the marker is
+// gone, is folded again.
+func OnDelete[S, E any](key func(E) string, fold func(S, Recorded[E]) S) Handler[S] {
+	h := On(key, fold)
+	h.deletes = true
+	return h
 }
 
-// ProjectionNode folds the events of an event topic into a state per key,
-// kept in a table of its own. Build it with [Projection].
-type ProjectionNode struct {
-	name      string
-	events    EventTopic
-	stateType string
-	key       func(RecordedEvent) string
-	fold      func(json.RawMessage, RecordedEvent) (json.RawMessage, error)
-	state     func(json.RawMessage) (any, error)
-	errs      []error
-}
+// ProjectionNode folds the events of an event topic into a state of type S
+// per key, kept in a table of its own. Build it with [Projection].
+type ProjectionNode[S any] struct{ e *engine.Projection }
 
-// Projection declares the event-sourcing projection name: it reads only the
-// events of events and folds them, key by key, into a state of type S.
+// Projection declares the event-sourcing projection name: it reads the
+// events of events that handlers handle ([On], one per event type, each a
+// type events declares) and folds them, key by key, into a state of type S;
+// it skips events of other types. The first event of a key is folded into
+// S's zero value.
 //
-// key tells the projection key an event belongs to (a customer id taken from
-// the data of an order's events, say); every event of one aggregate must
-// have the same key, since an aggregate's events are ordered only among
-// themselves. fold returns the state after an event; the first event of a
-// key is folded into S's zero value. Both must be pure functions of their
-// arguments.
-//
-// Each aggregate's events reach fold in position order, exactly once: the
-// table keeps, next to the state, the position of the last event applied for
-// every aggregate folded into the key (and the types of the events applied
-// at that position), and an event at or before it (a redelivery or a replay)
-// changes nothing. These entries stay after an aggregate's last event (a
-// delete), so the state of a key grows with the number of its aggregates.
-// Events of different aggregates, though, interleave in any order, and a
-// rebuild may interleave them differently: for a rebuilt table to equal the
-// live one byte for byte, the state fold returns must not depend on that
-// interleaving. Keep per-aggregate facts (the orders example keeps each
-// order's status and amount) and what is computed from them.
+// Every event of one aggregate must have the same key, since an aggregate's
+// events are ordered only among themselves. Each aggregate's events reach
+// their handler in position order, exactly once: the table keeps, next to the
+// state, the position of the last event applied for every aggregate folded
+// into the key (and the types of the events applied at that position), and
+// an event at or before it (a redelivery or a replay) changes nothing. These
+// entries stay after an aggregate's last event, so the state of a key grows
+// with the number of its aggregates, except for the aggregates an event of
+// an [OnDelete] handler deleted: their entries go once the delete is older
+// than the processor's marker retention. Events of different
+// aggregates, though, interleave in any order, and a rebuild may interleave
+// them differently: for a rebuilt table to equal the live one byte for byte,
+// the state must not depend on that interleaving. Keep per-aggregate facts
+// (the orders example keeps each order's status and amount) and what is
+// computed from them.
 //
 // States are stored as JSON (encoding/json, which sorts map keys), so S must
 // marshal and unmarshal to the same value, and equal states are equal bytes.
 // The processor runs each projection as a consumer group of its own, so it
 // can be rebuilt from the start of the event topic under a new group.
-func Projection[S any](name string, events EventTopic, key func(RecordedEvent) string, fold func(S, RecordedEvent) S) *ProjectionNode {
-	n := &ProjectionNode{name: name, events: events, stateType: fmt.Sprintf("%T", *new(S))}
-	if !topologyName.MatchString(name) {
-		n.errs = append(n.errs, fmt.Errorf("projection name %q: use lower-case letters, digits and '-', starting with a letter (it names the projection's consumer group)", name))
+func Projection[S any](name string, events EventTopic, handlers ...Handler[S]) *ProjectionNode[S] {
+	n := &engine.Projection{Name: name, Topic: string(events.Topic), StateType: typeName[S](), Handlers: map[string]engine.Handler{}}
+	if !engine.Name.MatchString(name) {
+		n.Errs = append(n.Errs, fmt.Errorf("projection name %q: use lower-case letters, digits and '-', starting with a letter (it names the projection's consumer group)", name))
 	}
-	n.errs = append(n.errs, events.errs...)
-	if key == nil {
-		n.errs = append(n.errs, errors.New("key function is nil"))
-	}
-	if fold == nil {
-		n.errs = append(n.errs, errors.New("fold function is nil"))
+	n.Errs = append(n.Errs, events.errs...)
+	if len(handlers) == 0 {
+		n.Errs = append(n.Errs, errors.New("no handlers: declare one with topologies.On for each event type the projection folds"))
 	}
 	if _, err := json.Marshal(*new(S)); err != nil {
-		n.errs = append(n.errs, fmt.Errorf("state type %s cannot be stored as JSON: %w", n.stateType, err))
+		n.Errs = append(n.Errs, fmt.Errorf("state type %s cannot be stored as JSON: %w", n.StateType, err))
 	}
 	decode := func(raw json.RawMessage) (S, error) {
 		var s S
@@ -149,130 +113,50 @@ func Projection[S any](name string, events EventTopic, key func(RecordedEvent) s
 		err := json.Unmarshal(raw, &s)
 		return s, err
 	}
-	n.key = key
-	n.fold = func(raw json.RawMessage, ev RecordedEvent) (json.RawMessage, error) {
-		s, err := decode(raw)
-		if err != nil {
-			return nil, fmt.Errorf("decode state as %s: %w", n.stateType, err)
+	for _, h := range handlers {
+		name := h.typ.Name()
+		et, declared := events.types[name]
+		switch {
+		case h.err != nil:
+			n.Errs = append(n.Errs, h.err)
+			continue
+		case !declared || et.typ != h.typ:
+			n.Errs = append(n.Errs, fmt.Errorf("a handler of %s events, which event topic %s does not declare; add %s{} to its EventTopicOf", h.typ, events.Topic, name))
+			continue
+		case n.Handlers[name].Fold != nil:
+			n.Errs = append(n.Errs, fmt.Errorf("two handlers of %s events", name))
+			continue
 		}
-		return json.Marshal(fold(s, ev))
+		fold := h.fold
+		n.Handlers[name] = engine.Handler{
+			Decode:  et.decode,
+			Key:     h.key,
+			Deletes: h.deletes,
+			Fold: func(raw json.RawMessage, ev engine.Recorded) (json.RawMessage, error) {
+				s, err := decode(raw)
+				if err != nil {
+					return nil, fmt.Errorf("decode state as %s: %w", n.StateType, err)
+				}
+				return json.Marshal(fold(s, ev))
+			},
+		}
 	}
-	n.state = func(raw json.RawMessage) (any, error) { return decode(raw) }
-	return n
+	n.State = func(raw json.RawMessage) (any, error) { return decode(raw) }
+	return &ProjectionNode[S]{n}
 }
 
 // Name returns the projection's name.
-func (n *ProjectionNode) Name() string { return n.name }
+func (n *ProjectionNode[S]) Name() string { return n.e.Name }
 
-// Input returns the event topic the projection reads.
-func (n *ProjectionNode) Input() string { return n.events.Topic }
+// Engine implements [Node].
+func (n *ProjectionNode[S]) Engine() engine.Node { return n.e }
 
-// Group returns the consumer group the projection runs as when its topology
-// runs under group: "<group>-<name>". The projection's table and loop topics
-// are named after it.
-func (n *ProjectionNode) Group(group string) string { return group + "-" + n.name }
-
-func (n *ProjectionNode) describe() string {
-	types := slices.Sorted(maps.Keys(n.events.types))
-	return fmt.Sprintf("projection %s of %s (%s) into %s per key", n.name, n.events.Topic, strings.Join(types, ", "), n.stateType)
-}
-
-func (n *ProjectionNode) validate() error {
-	if len(n.errs) > 0 {
-		return fmt.Errorf("projection %s of %s: %w", n.name, n.events.Topic, errors.Join(n.errs...))
-	}
-	return nil
-}
-
-// ReadEvent returns ev with its Data decoded from fields, the event's fields
-// by name as Avro decodes them (serde.Decoder.DecodeEventRecord). ok is false
-// for an event of a type the projection's [EventTopic] does not declare: the
-// projection skips it.
-func (n *ProjectionNode) ReadEvent(ev RecordedEvent, fields map[string]any) (RecordedEvent, bool, error) {
-	if err := n.validate(); err != nil {
-		return ev, false, err
-	}
-	data, ok, err := n.events.decode(ev.Type, fields)
-	ev.Data = data
-	return ev, ok, err
-}
-
-// Key returns the projection key of ev, an event ReadEvent returned.
-func (n *ProjectionNode) Key(ev RecordedEvent) (string, error) {
-	k := n.key(ev)
-	if k == "" {
-		return "", fmt.Errorf("the key function returned an empty key for %s of %s", ev.Type, ev.AggregateID)
-	}
-	return k, nil
-}
-
-// projectionValue is what a projection's table holds per key.
-type projectionValue struct {
-	State json.RawMessage `json:"state"`
-	// Applied is, by aggregate id, the last event folded in.
-	Applied map[string]appliedEvents `json:"applied"`
-}
-
-// appliedEvents are the events applied at an aggregate's last position: one
-// change can derive several events of an aggregate, of different types.
-type appliedEvents struct {
-	Position change.Position `json:"position"`
-	Types    []string        `json:"types"`
-}
-
-// Apply folds ev into stored, the table value of ev's key (nil for a key that
-// has none yet), and returns the new value. When the value holds ev already
-// (its aggregate's last applied event is at a later position, or at the same
-// position and of the same type) it returns applied false and next nil: the
-// table stays as it is. Apply is a pure function.
-func (n *ProjectionNode) Apply(stored []byte, ev RecordedEvent) (next []byte, applied bool, err error) {
-	if err := n.validate(); err != nil {
-		return nil, false, err
-	}
-	var v projectionValue
-	if len(stored) > 0 {
-		if err := json.Unmarshal(stored, &v); err != nil {
-			return nil, false, fmt.Errorf("projection %s: decode table value: %w", n.name, err)
-		}
-	}
-	last, seen := v.Applied[ev.AggregateID]
-	at := ev.Position.Compare(last.Position)
-	if seen && (at < 0 || at == 0 && slices.Contains(last.Types, ev.Type)) {
-		return nil, false, nil
-	}
-	if v.State, err = n.fold(v.State, ev); err != nil {
-		return nil, false, fmt.Errorf("projection %s: %w", n.name, err)
-	}
-	if seen && at == 0 {
-		last.Types = slices.Clone(last.Types)
-		last.Types = append(last.Types, ev.Type)
-		slices.Sort(last.Types)
-	} else {
-		last = appliedEvents{Position: ev.Position, Types: []string{ev.Type}}
-	}
-	if v.Applied == nil {
-		v.Applied = map[string]appliedEvents{}
-	}
-	v.Applied[ev.AggregateID] = last
-	next, err = json.Marshal(v)
+// State returns the state a value of the projection's table holds.
+func (n *ProjectionNode[S]) State(value []byte) (S, error) {
+	s, err := n.e.StateOf(value)
 	if err != nil {
-		return nil, false, fmt.Errorf("projection %s: encode table value: %w", n.name, err)
+		var zero S
+		return zero, err
 	}
-	return next, true, nil
-}
-
-// State returns the state (an S) a table value of the projection holds.
-func (n *ProjectionNode) State(value []byte) (any, error) {
-	if err := n.validate(); err != nil {
-		return nil, err
-	}
-	var v projectionValue
-	if err := json.Unmarshal(value, &v); err != nil {
-		return nil, fmt.Errorf("projection %s: decode table value: %w", n.name, err)
-	}
-	s, err := n.state(v.State)
-	if err != nil {
-		return nil, fmt.Errorf("projection %s: decode state as %s: %w", n.name, n.stateType, err)
-	}
-	return s, nil
+	return s.(S), nil
 }

@@ -2,6 +2,7 @@ package topologies_test
 
 import (
 	"fmt"
+	"log"
 	"maps"
 	"math/big"
 	"reflect"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/cdcflow/cdcflow/topologies/topotest"
 )
 
 // The test's events: carts (the aggregates) of customers (the projection
@@ -30,6 +33,8 @@ type (
 		CartID   string
 		Customer string
 	}
+	// CartAbandoned is a type the cart events topic does not declare.
+	CartAbandoned struct{ CartID string }
 )
 
 // spend is a customer's state: what is in each of their carts, in cents.
@@ -37,35 +42,42 @@ type spend struct {
 	Carts map[string]int64 `json:"carts"`
 }
 
-func customerOf(e topologies.RecordedEvent) string {
-	switch d := e.Data.(type) {
-	case ItemAdded:
-		return d.Customer
-	case CartEmptied:
-		return d.Customer
+func (s spend) carts() map[string]int64 {
+	if s.Carts == nil {
+		return map[string]int64{}
 	}
-	return ""
+	return maps.Clone(s.Carts)
 }
 
-func foldSpend(s spend, e topologies.RecordedEvent) spend {
-	carts := maps.Clone(s.Carts)
-	if carts == nil {
-		carts = map[string]int64{}
-	}
-	switch d := e.Data.(type) {
-	case ItemAdded:
-		cents, _ := new(big.Rat).Mul(d.Price, big.NewRat(100*int64(d.Quantity), 1)).Float64()
-		carts[e.AggregateID] += int64(cents)
-	case CartEmptied:
-		delete(carts, e.AggregateID)
-	}
+func addItem(s spend, e topologies.Recorded[ItemAdded]) spend {
+	carts := s.carts()
+	cents, _ := new(big.Rat).Mul(e.Data.Price, big.NewRat(100*int64(e.Data.Quantity), 1)).Float64()
+	carts[e.AggregateID] += int64(cents)
+	return spend{Carts: carts}
+}
+
+func emptyCart(s spend, e topologies.Recorded[CartEmptied]) spend {
+	carts := s.carts()
+	delete(carts, e.AggregateID)
 	return spend{Carts: carts}
 }
 
 var cartEvents = topologies.EventTopicOf("events.Cart", ItemAdded{}, CartEmptied{})
 
-func spendProjection() *topologies.ProjectionNode {
-	return topologies.Projection("customer-spend", cartEvents, customerOf, foldSpend)
+// The handlers of the spend projection: events keyed by customer.
+var (
+	onItemAdded   = topologies.On(func(e ItemAdded) string { return e.Customer }, addItem)
+	onCartEmptied = topologies.On(func(e CartEmptied) string { return e.Customer }, emptyCart)
+)
+
+func spendProjection() *topologies.ProjectionNode[spend] {
+	return topologies.Projection("customer-spend", cartEvents, onItemAdded, onCartEmptied)
+}
+
+// projection returns the runtime form of a projection: its Read, Key and
+// Apply are what the processor calls for each event.
+func projection[S any](n *topologies.ProjectionNode[S]) *engine.Projection {
+	return n.Engine().(*engine.Projection)
 }
 
 func TestProjectionValidation(t *testing.T) {
@@ -75,23 +87,37 @@ func TestProjectionValidation(t *testing.T) {
 		wantErr []string // nil for valid
 	}{
 		{"valid", topologies.New("carts", spendProjection()), nil},
+		{"a handler of some of the topic's types", topologies.New("carts", topologies.Projection("spend", cartEvents, onCartEmptied)), nil},
 		{"two projections of one topic", topologies.New("carts", spendProjection(),
-			topologies.Projection("customer-spend-2", cartEvents, customerOf, foldSpend)), nil},
-		{"bad name", topologies.New("carts", topologies.Projection("Spend", cartEvents, customerOf, foldSpend)), []string{`projection name "Spend"`}},
-		{"empty name", topologies.New("carts", topologies.Projection("", cartEvents, customerOf, foldSpend)), []string{`projection name ""`}},
-		{"bad topic", topologies.New("carts", topologies.Projection("spend", topologies.EventTopicOf("events/Cart", ItemAdded{}), customerOf, foldSpend)),
+			topologies.Projection("customer-spend-2", cartEvents, onItemAdded, onCartEmptied)), nil},
+		{"bad name", topologies.New("carts", topologies.Projection("Spend", cartEvents, onItemAdded)), []string{`projection name "Spend"`}},
+		{"empty name", topologies.New("carts", topologies.Projection("", cartEvents, onItemAdded)), []string{`projection name ""`}},
+		{"bad topic", topologies.New("carts", topologies.Projection("spend", topologies.EventTopicOf("events/Cart", ItemAdded{}), onItemAdded)),
 			[]string{`event topic "events/Cart" must be dot-separated names`}},
-		{"no event types", topologies.New("carts", topologies.Projection("spend", topologies.EventTopicOf("events.Cart"), customerOf, foldSpend)),
+		{"no event types", topologies.New("carts", topologies.Projection("spend", topologies.EventTopicOf("events.Cart"), onItemAdded)),
 			[]string{"no event types"}},
-		{"data not a struct", topologies.New("carts", topologies.Projection("spend", topologies.EventTopicOf("events.Cart", &CartEmptied{}, 7), customerOf, foldSpend)),
+		{"data not a struct", topologies.New("carts", topologies.Projection("spend", topologies.EventTopicOf("events.Cart", &CartEmptied{}, 7), onItemAdded)),
 			[]string{"event data *topologies_test.CartEmptied is not a struct", "event data int is not a struct"}},
-		{"anonymous struct", topologies.New("carts", topologies.Projection("spend", topologies.EventTopicOf("events.Cart", struct{ A int64 }{}), customerOf, foldSpend)),
+		{"anonymous struct", topologies.New("carts", topologies.Projection("spend", topologies.EventTopicOf("events.Cart", struct{ A int64 }{}), onItemAdded)),
 			[]string{"has no type name"}},
-		{"two types of one name", topologies.New("carts", topologies.Projection("spend", topologies.EventTopicOf("events.Cart", ItemAdded{}, cartEvents, otherItemAdded()), customerOf, foldSpend)),
+		{"two types of one name", topologies.New("carts", topologies.Projection("spend", topologies.EventTopicOf("events.Cart", ItemAdded{}, CartEmptied{}, otherItemAdded()), onItemAdded)),
 			[]string{"two event data types are named ItemAdded"}},
-		{"nil functions", topologies.New("carts", topologies.Projection[spend]("spend", cartEvents, nil, nil)),
-			[]string{"key function is nil", "fold function is nil"}},
-		{"state not JSON", topologies.New("carts", topologies.Projection("spend", cartEvents, customerOf, func(s chan int, _ topologies.RecordedEvent) chan int { return s })),
+		{"no handlers", topologies.New("carts", topologies.Projection[spend]("spend", cartEvents)),
+			[]string{"projection spend of events.Cart: no handlers: declare one with topologies.On for each event type the projection folds"}},
+		{"a handler of an undeclared type", topologies.New("carts", topologies.Projection("spend", cartEvents, onItemAdded,
+			topologies.On(func(CartAbandoned) string { return "" }, func(s spend, _ topologies.Recorded[CartAbandoned]) spend { return s }))),
+			[]string{"a handler of topologies_test.CartAbandoned events, which event topic events.Cart does not declare; add CartAbandoned{} to its EventTopicOf"}},
+		{"a handler of another type of a declared name", topologies.New("carts", topologies.Projection("spend", cartEvents, otherItemAddedHandler())),
+			[]string{"a handler of topologies_test.ItemAdded events, which event topic events.Cart does not declare"}},
+		{"two handlers of one type", topologies.New("carts", topologies.Projection("spend", cartEvents, onItemAdded, onCartEmptied,
+			topologies.On(func(e ItemAdded) string { return e.CartID }, addItem))),
+			[]string{"two handlers of ItemAdded events"}},
+		{"nil key", topologies.New("carts", topologies.Projection("spend", cartEvents, topologies.On[spend, ItemAdded](nil, addItem))),
+			[]string{"the key or fold function of ItemAdded events is nil"}},
+		{"nil fold", topologies.New("carts", topologies.Projection("spend", cartEvents, topologies.On[spend](func(e CartEmptied) string { return e.Customer }, nil))),
+			[]string{"the key or fold function of CartEmptied events is nil"}},
+		{"state not JSON", topologies.New("carts", topologies.Projection("spend", cartEvents,
+			topologies.On(func(e ItemAdded) string { return e.Customer }, func(s chan int, _ topologies.Recorded[ItemAdded]) chan int { return s }))),
 			[]string{"state type chan int cannot be stored as JSON"}},
 		{"two projections of one name", topologies.New("carts", spendProjection(), spendProjection()),
 			[]string{"two projections named customer-spend"}},
@@ -114,13 +140,17 @@ func TestProjectionValidation(t *testing.T) {
 			}
 		})
 	}
-	// An invalid node neither reads events nor applies them.
-	bad := topologies.Projection[spend]("spend", cartEvents, nil, foldSpend)
-	if _, _, err := bad.ReadEvent(topologies.RecordedEvent{}, nil); err == nil {
+	// An invalid node neither reads events, nor applies them, nor reads a
+	// state.
+	bad := topologies.Projection("spend", cartEvents, topologies.On[spend, ItemAdded](nil, addItem))
+	if _, _, err := projection(bad).Read(engine.Recorded{Type: "ItemAdded"}, nil); err == nil {
 		t.Error("an invalid projection read an event")
 	}
-	if _, _, err := bad.Apply(nil, topologies.RecordedEvent{}); err == nil {
+	if _, _, err := projection(bad).Apply(nil, engine.Recorded{Type: "ItemAdded"}); err == nil {
 		t.Error("an invalid projection applied an event")
+	}
+	if _, err := bad.State([]byte(`{"state":{}}`)); err == nil {
+		t.Error("an invalid projection read a state")
 	}
 }
 
@@ -130,35 +160,43 @@ func otherItemAdded() any {
 	return ItemAdded{}
 }
 
-func TestProjectionReadEvent(t *testing.T) {
-	node := spendProjection()
+// otherItemAddedHandler returns a handler of a second struct type named
+// ItemAdded.
+func otherItemAddedHandler() topologies.Handler[spend] {
+	type ItemAdded struct{ Customer string }
+	return topologies.On(func(e ItemAdded) string { return e.Customer }, func(s spend, _ topologies.Recorded[ItemAdded]) spend { return s })
+}
+
+// TestProjectionRead: an event read back from its topic (its fields by name,
+// as Avro decodes them) becomes a value of its Go type; one of a type the
+// projection has no handler for is skipped.
+func TestProjectionRead(t *testing.T) {
+	node := projection(topologies.Projection("customer-spend", cartEvents, onItemAdded))
 	at := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 	note := "gift"
-	meta := topologies.RecordedEvent{Event: topologies.Event{Type: "ItemAdded", AggregateID: "c1"}, ID: "x", Position: change.Position{CommitLSN: 9, Index: 1}, OccurredAt: at}
+	meta := engine.Recorded{AggregateID: "c1", ID: "x", Position: change.Position{CommitLSN: 9, Index: 1}, OccurredAt: at}
 	for _, tc := range []struct {
-		name     string
-		typ      string
-		fields   map[string]any
-		want     any
-		wantOK   bool
-		wantErr  string
-		wantMeta bool
+		name    string
+		typ     string
+		fields  map[string]any
+		want    any
+		wantOK  bool
+		wantErr string
 	}{
 		{"every field type", "ItemAdded",
 			map[string]any{"cart_id": "c1", "customer": "alice", "price": "19.99", "qty": int32(2), "note": "gift", "at": at, "ignored": "x", "unknown": 1.5},
-			ItemAdded{CartID: "c1", Customer: "alice", Price: big.NewRat(1999, 100), Quantity: 2, Note: &note, At: at}, true, "", true},
+			ItemAdded{CartID: "c1", Customer: "alice", Price: big.NewRat(1999, 100), Quantity: 2, Note: &note, At: at}, true, ""},
 		{"nulls and missing fields", "ItemAdded", map[string]any{"cart_id": "c1", "note": nil},
-			ItemAdded{CartID: "c1"}, true, "", true},
-		{"another type", "CartEmptied", map[string]any{"cart_id": "c1", "customer": "alice"},
-			CartEmptied{CartID: "c1", Customer: "alice"}, true, "", true},
-		{"an undeclared type", "CartAbandoned", map[string]any{"cart_id": "c1"}, nil, false, "", true},
-		{"a mistyped field", "ItemAdded", map[string]any{"qty": "two"}, nil, true, "event ItemAdded field qty into ItemAdded.Quantity", false},
-		{"an overflowing field", "ItemAdded", map[string]any{"qty": int64(1) << 40}, nil, true, "overflows int32", false},
+			ItemAdded{CartID: "c1"}, true, ""},
+		{"a declared type without a handler", "CartEmptied", map[string]any{"cart_id": "c1", "customer": "alice"}, nil, false, ""},
+		{"an undeclared type", "CartAbandoned", map[string]any{"cart_id": "c1"}, nil, false, ""},
+		{"a mistyped field", "ItemAdded", map[string]any{"qty": "two"}, nil, true, "projection customer-spend: event ItemAdded field qty into ItemAdded.Quantity"},
+		{"an overflowing field", "ItemAdded", map[string]any{"qty": int64(1) << 40}, nil, true, "overflows int32"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := meta
 			in.Type = tc.typ
-			got, ok, err := node.ReadEvent(in, tc.fields)
+			got, ok, err := node.Read(in, tc.fields)
 			if (err != nil) != (tc.wantErr != "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
@@ -166,33 +204,67 @@ func TestProjectionReadEvent(t *testing.T) {
 				return
 			}
 			if ok != tc.wantOK || !reflect.DeepEqual(got.Data, tc.want) {
-				t.Fatalf("ReadEvent = %#v %v, want %#v %v", got.Data, ok, tc.want, tc.wantOK)
+				t.Fatalf("Read = %#v %v, want %#v %v", got.Data, ok, tc.want, tc.wantOK)
 			}
 			if got.ID != "x" || got.Position != meta.Position || !got.OccurredAt.Equal(at) || got.AggregateID != "c1" || got.Type != tc.typ {
-				t.Fatalf("ReadEvent changed the event's metadata: %+v", got)
+				t.Fatalf("Read changed the event's metadata: %+v", got)
 			}
 		})
 	}
 }
 
-func added(cart, customer string, lsn change.LSN, price string) topologies.RecordedEvent {
-	p, _ := new(big.Rat).SetString(price)
-	return topologies.RecordedEvent{
-		Event:    topologies.Event{Type: "ItemAdded", AggregateID: cart, Data: ItemAdded{CartID: cart, Customer: customer, Price: p, Quantity: 1}},
-		Position: change.Position{CommitLSN: lsn, Index: 1},
+// TestProjectionHandlersSeeTypedEvents: each event reaches the handler of
+// its type, with its data as that type and the metadata the Events node
+// gave it.
+func TestProjectionHandlersSeeTypedEvents(t *testing.T) {
+	type seen struct {
+		Added   []topologies.Recorded[ItemAdded]
+		Emptied []topologies.Recorded[CartEmptied]
+	}
+	var got seen
+	node := topologies.Projection("seen", cartEvents,
+		topologies.On(func(ItemAdded) string { return "k" }, func(n int, e topologies.Recorded[ItemAdded]) int {
+			got.Added = append(got.Added, e)
+			return n + 1
+		}),
+		topologies.On(func(CartEmptied) string { return "k" }, func(n int, e topologies.Recorded[CartEmptied]) int {
+			got.Emptied = append(got.Emptied, e)
+			return n + 10
+		}))
+	at := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	a, e := added("c1", "alice", 10, "1.50"), emptied("c1", "alice", 20)
+	a.ID, a.OccurredAt, e.ID, e.OccurredAt = "id-1", at, "id-2", at.Add(time.Second)
+	value, n := apply(t, projection(node), []engine.Recorded{a, e})
+	if n != 2 {
+		t.Fatalf("applied %d events", n)
+	}
+	want := seen{
+		Added: []topologies.Recorded[ItemAdded]{{Data: a.Data.(ItemAdded), AggregateID: "c1", ID: "id-1", Position: a.Position, OccurredAt: at}},
+		Emptied: []topologies.Recorded[CartEmptied]{{Data: CartEmptied{CartID: "c1", Customer: "alice"}, AggregateID: "c1", ID: "id-2",
+			Position: e.Position, OccurredAt: at.Add(time.Second)}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("handlers saw\n%+v\nwant\n%+v", got, want)
+	}
+	if s, err := node.State(value); err != nil || s != 11 {
+		t.Fatalf("State = %d, %v; want 11", s, err)
 	}
 }
 
-func emptied(cart, customer string, lsn change.LSN) topologies.RecordedEvent {
-	return topologies.RecordedEvent{
-		Event:    topologies.Event{Type: "CartEmptied", AggregateID: cart, Data: CartEmptied{CartID: cart, Customer: customer}},
-		Position: change.Position{CommitLSN: lsn, Index: 1},
-	}
+func added(cart, customer string, lsn change.LSN, price string) engine.Recorded {
+	p, _ := new(big.Rat).SetString(price)
+	return engine.Recorded{Type: "ItemAdded", AggregateID: cart, Data: ItemAdded{CartID: cart, Customer: customer, Price: p, Quantity: 1},
+		Position: change.Position{CommitLSN: lsn, Index: 1}}
+}
+
+func emptied(cart, customer string, lsn change.LSN) engine.Recorded {
+	return engine.Recorded{Type: "CartEmptied", AggregateID: cart, Data: CartEmptied{CartID: cart, Customer: customer},
+		Position: change.Position{CommitLSN: lsn, Index: 1}}
 }
 
 // apply folds events into a table value as the processor does, and returns
 // it and how many events changed it.
-func apply(t *testing.T, node *topologies.ProjectionNode, events []topologies.RecordedEvent) ([]byte, int) {
+func apply(t *testing.T, node *engine.Projection, events []engine.Recorded) ([]byte, int) {
 	t.Helper()
 	var value []byte
 	n := 0
@@ -210,13 +282,13 @@ func apply(t *testing.T, node *topologies.ProjectionNode, events []topologies.Re
 	return value, n
 }
 
-func stateOf(t *testing.T, node *topologies.ProjectionNode, value []byte) spend {
+func stateOf(t *testing.T, node *topologies.ProjectionNode[spend], value []byte) spend {
 	t.Helper()
 	s, err := node.State(value)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.(spend)
+	return s
 }
 
 func TestProjectionApplyIsIdempotent(t *testing.T) {
@@ -227,20 +299,20 @@ func TestProjectionApplyIsIdempotent(t *testing.T) {
 	e3 := emptied("c1", "alice", 30)
 	for _, tc := range []struct {
 		name        string
-		events      []topologies.RecordedEvent
+		events      []engine.Recorded
 		wantApplied int
 		want        map[string]int64
 	}{
-		{"in order", []topologies.RecordedEvent{a1, a2}, 2, map[string]int64{"c1": 350}},
-		{"each delivered twice", []topologies.RecordedEvent{a1, a1, a2, a2}, 2, map[string]int64{"c1": 350}},
-		{"replayed from the start", []topologies.RecordedEvent{a1, a2, a1, a2}, 2, map[string]int64{"c1": 350}},
-		{"an older event after a newer one", []topologies.RecordedEvent{a2, a1}, 1, map[string]int64{"c1": 200}},
-		{"two events of one change", []topologies.RecordedEvent{a1, a3, e3}, 3, map[string]int64{}},
-		{"two events of one change, redelivered", []topologies.RecordedEvent{a1, a3, e3, a3, e3, a1}, 3, map[string]int64{}},
-		{"a deleted aggregate's events replayed", []topologies.RecordedEvent{a1, e3, a1, a2}, 2, map[string]int64{}},
+		{"in order", []engine.Recorded{a1, a2}, 2, map[string]int64{"c1": 350}},
+		{"each delivered twice", []engine.Recorded{a1, a1, a2, a2}, 2, map[string]int64{"c1": 350}},
+		{"replayed from the start", []engine.Recorded{a1, a2, a1, a2}, 2, map[string]int64{"c1": 350}},
+		{"an older event after a newer one", []engine.Recorded{a2, a1}, 1, map[string]int64{"c1": 200}},
+		{"two events of one change", []engine.Recorded{a1, a3, e3}, 3, map[string]int64{}},
+		{"two events of one change, redelivered", []engine.Recorded{a1, a3, e3, a3, e3, a1}, 3, map[string]int64{}},
+		{"a deleted aggregate's events replayed", []engine.Recorded{a1, e3, a1, a2}, 2, map[string]int64{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			value, n := apply(t, node, tc.events)
+			value, n := apply(t, projection(node), tc.events)
 			if n != tc.wantApplied {
 				t.Errorf("applied %d events, want %d", n, tc.wantApplied)
 			}
@@ -250,7 +322,7 @@ func TestProjectionApplyIsIdempotent(t *testing.T) {
 		})
 	}
 	// The table value is the state and the last position per aggregate.
-	value, _ := apply(t, node, []topologies.RecordedEvent{a1, added("c2", "alice", 15, "3"), a3, e3})
+	value, _ := apply(t, projection(node), []engine.Recorded{a1, added("c2", "alice", 15, "3"), a3, e3})
 	const want = `{"state":{"carts":{"c2":300}},"applied":{"c1":{"position":"000000000000001E/00000001","types":["CartEmptied","ItemAdded"]},"c2":{"position":"000000000000000F/00000001","types":["ItemAdded"]}}}`
 	if string(value) != want {
 		t.Fatalf("table value\n%s\nwant\n%s", value, want)
@@ -258,7 +330,7 @@ func TestProjectionApplyIsIdempotent(t *testing.T) {
 	if _, err := node.State([]byte("{")); err == nil {
 		t.Error("State decoded a broken value")
 	}
-	if _, _, err := node.Apply([]byte(`{"state":{"carts":7}}`), a1); err == nil || !strings.Contains(err.Error(), "decode state as topologies_test.spend") {
+	if _, _, err := projection(node).Apply([]byte(`{"state":{"carts":7}}`), a1); err == nil || !strings.Contains(err.Error(), "decode state as topologies_test.spend") {
 		t.Errorf("Apply on a state of another type: %v", err)
 	}
 }
@@ -268,15 +340,15 @@ func TestProjectionApplyIsIdempotent(t *testing.T) {
 // interleaving must leave the same bytes, as a rebuild must.
 func TestProjectionInterleavings(t *testing.T) {
 	node := spendProjection()
-	carts := [][]topologies.RecordedEvent{
+	carts := [][]engine.Recorded{
 		{added("c1", "alice", 10, "1"), added("c1", "alice", 40, "2"), emptied("c1", "alice", 50)},
 		{added("c2", "alice", 20, "5"), added("c2", "alice", 30, "0.5")},
 		{added("c3", "alice", 25, "7")},
 	}
 	var want []byte
-	var interleave func(prefix []topologies.RecordedEvent, next []int)
+	var interleave func(prefix []engine.Recorded, next []int)
 	orders := 0
-	interleave = func(prefix []topologies.RecordedEvent, next []int) {
+	interleave = func(prefix []engine.Recorded, next []int) {
 		done := true
 		for i, c := range carts {
 			if next[i] == len(c) {
@@ -288,13 +360,13 @@ func TestProjectionInterleavings(t *testing.T) {
 			n[i]++
 			interleave(append(slices.Clone(prefix), e), n)
 			// and the same with a redelivery of the cart's events so far
-			interleave(append(slices.Clone(prefix), append([]topologies.RecordedEvent{e}, c[:n[i]]...)...), n)
+			interleave(append(slices.Clone(prefix), append([]engine.Recorded{e}, c[:n[i]]...)...), n)
 		}
 		if !done {
 			return
 		}
 		orders++
-		value, _ := apply(t, node, prefix)
+		value, _ := apply(t, projection(node), prefix)
 		if want == nil {
 			want = value
 		} else if string(value) != string(want) {
@@ -310,18 +382,27 @@ func TestProjectionInterleavings(t *testing.T) {
 	}
 }
 
-func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
-
 func TestProjectionKey(t *testing.T) {
 	node := spendProjection()
-	if k, err := node.Key(added("c1", "alice", 1, "1")); err != nil || k != "alice" {
+	if k, err := projection(node).Key(added("c1", "alice", 1, "1")); err != nil || k != "alice" {
 		t.Fatalf("Key = %q, %v", k, err)
 	}
-	if _, err := node.Key(added("c1", "", 1, "1")); err == nil || !strings.Contains(err.Error(), "empty key for ItemAdded of c1") {
+	if k, err := projection(node).Key(emptied("c1", "bob", 1)); err != nil || k != "bob" {
+		t.Fatalf("Key = %q, %v", k, err)
+	}
+	if _, err := projection(node).Key(added("c1", "", 1, "1")); err == nil || !strings.Contains(err.Error(), "empty key for ItemAdded of c1") {
 		t.Fatalf("empty key: %v", err)
 	}
-	if node.Name() != "customer-spend" || node.Input() != "events.Cart" || node.Group("shop") != "shop-customer-spend" {
-		t.Fatalf("node %s %s %s", node.Name(), node.Input(), node.Group("shop"))
+	if _, err := projection(node).Key(engine.Recorded{Type: "CartAbandoned", AggregateID: "c1", Data: CartAbandoned{"c1"}}); err == nil ||
+		!strings.Contains(err.Error(), "projection customer-spend has no handler for CartAbandoned events") {
+		t.Fatalf("a type without a handler: %v", err)
+	}
+	p := projection(node)
+	if node.Name() != "customer-spend" || p.Topic != "events.Cart" || engine.ProjectionGroup("shop", node.Name()) != "shop-customer-spend" {
+		t.Fatalf("node %s %s %s", node.Name(), p.Topic, engine.ProjectionGroup("shop", node.Name()))
+	}
+	if s := topologies.New("carts", node).String(); !strings.Contains(s, "projection customer-spend of events.Cart (CartEmptied, ItemAdded) into topologies_test.spend per key") {
+		t.Fatalf("String = %q", s)
 	}
 }
 
@@ -331,38 +412,54 @@ func ExampleProjection() {
 		CustomerID int64
 		Amount     *big.Rat
 	}
+	type OrderRefunded struct {
+		OrderID    int64
+		CustomerID int64
+	}
 	// Revenue is what each customer paid, by order (cents).
 	type Revenue struct {
 		Orders map[string]int64 `json:"orders"`
 	}
-	orderEvents := topologies.EventTopicOf("events.Order", OrderPaid{})
-	topo := topologies.New("order-projections",
-		topologies.Projection("customer-revenue", orderEvents,
-			func(e topologies.RecordedEvent) string {
-				return fmt.Sprint(e.Data.(OrderPaid).CustomerID)
-			},
-			func(r Revenue, e topologies.RecordedEvent) Revenue {
-				paid := e.Data.(OrderPaid)
-				cents, _ := new(big.Rat).Mul(paid.Amount, big.NewRat(100, 1)).Float64()
+	orderEvents := topologies.EventTopicOf("events.Order", OrderPaid{}, OrderRefunded{})
+	customer := func(id int64) string { return fmt.Sprint(id) }
+	revenue := topologies.Projection("customer-revenue", orderEvents,
+		topologies.On(func(e OrderPaid) string { return customer(e.CustomerID) },
+			func(r Revenue, e topologies.Recorded[OrderPaid]) Revenue {
+				cents, _ := new(big.Rat).Mul(e.Data.Amount, big.NewRat(100, 1)).Float64()
 				orders := maps.Clone(r.Orders)
 				if orders == nil {
 					orders = map[string]int64{}
 				}
 				orders[e.AggregateID] = int64(cents)
 				return Revenue{Orders: orders}
+			}),
+		topologies.On(func(e OrderRefunded) string { return customer(e.CustomerID) },
+			func(r Revenue, e topologies.Recorded[OrderRefunded]) Revenue {
+				orders := maps.Clone(r.Orders)
+				delete(orders, e.AggregateID)
+				return Revenue{Orders: orders}
 			}))
+	topo := topologies.New("order-projections", revenue)
 	if err := topo.Validate(); err != nil {
 		fmt.Println(err)
 	}
 	fmt.Print(topo)
-	node := topo.Nodes[0].(*topologies.ProjectionNode)
-	ev, _, _ := node.ReadEvent(topologies.RecordedEvent{Event: topologies.Event{Type: "OrderPaid", AggregateID: "41"}, Position: change.Position{CommitLSN: 7}},
-		map[string]any{"order_id": int64(41), "customer_id": int64(9), "amount": "12.50"})
-	key, _ := node.Key(ev)
-	value, _, _ := node.Apply(nil, ev)
-	fmt.Printf("key %s: %s\n", key, value)
+
+	// Events another topology derived, published to the projection in a
+	// test harness.
+	h := topotest.New(log.Default(), topo)
+	at := func(lsn change.LSN) change.Position { return change.Position{CommitLSN: lsn} }
+	h.PublishEvents(
+		topotest.Event{Topic: "events.Order", Type: "OrderPaid", AggregateID: "41", Position: at(7), Data: OrderPaid{41, 9, big.NewRat(25, 2)}},
+		topotest.Event{Topic: "events.Order", Type: "OrderPaid", AggregateID: "42", Position: at(8), Data: OrderPaid{42, 9, big.NewRat(3, 1)}},
+		topotest.Event{Topic: "events.Order", Type: "OrderRefunded", AggregateID: "42", Position: at(9), Data: OrderRefunded{42, 9}},
+	)
+	state, _ := topotest.ProjectionState(h, revenue, "9")
+	fmt.Printf("%+v\n", state)
+	fmt.Printf("key 9: %s\n", topotest.ProjectionTable(h, revenue)["9"])
 	// Output:
 	// topology order-projections
-	//   projection customer-revenue of events.Order (OrderPaid) into topologies_test.Revenue per key
-	// key 9: {"state":{"orders":{"41":1250}},"applied":{"41":{"position":"0000000000000007/00000000","types":["OrderPaid"]}}}
+	//   projection customer-revenue of events.Order (OrderPaid, OrderRefunded) into topologies_test.Revenue per key
+	// {Orders:map[41:1250]}
+	// key 9: {"state":{"orders":{"41":1250}},"applied":{"41":{"position":"0000000000000007/00000000","types":["OrderPaid"]},"42":{"position":"0000000000000009/00000000","types":["OrderRefunded"]}}}
 }

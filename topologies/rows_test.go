@@ -66,7 +66,7 @@ func TestTableRowRoundTrip(t *testing.T) {
 
 	var got everyType
 	node := topologies.Metrics(table, func(r everyType) []topologies.Sample { got = r; return nil })
-	if _, err := node.Measure(row); err != nil {
+	if _, err := metrics(node).Measure(row); err != nil {
 		t.Fatal(err)
 	}
 	in.At, in.Anything, in.Skipped, in.private = in.At.UTC(), int32(4), "", 0

@@ -3,18 +3,25 @@ package topologies
 import (
 	"errors"
 	"fmt"
-	"regexp"
-	"slices"
+	"reflect"
 	"strings"
-	"time"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
 )
 
+// Topic is the name of a Kafka topic: a table's change topic, an event
+// topic.
+type Topic string
+
 // Table is a captured table read as rows of type T. Its topic is the one
-// capture writes: <prefix>.<schema>.<table>.
+// capture writes: <prefix>.<schema>.<table>; or, declared with
+// [DebeziumTable], one that another Debezium connector writes.
 type Table[T any] struct {
-	Topic string
+	Topic Topic
+	// Debezium marks a topic another Debezium connector writes: see
+	// [DebeziumTable].
+	Debezium bool
 }
 
 // TableOf declares the captured table schema.table under topic prefix prefix,
@@ -22,7 +29,7 @@ type Table[T any] struct {
 // `cdc:"column"` tag, or by their name in snake_case; `cdc:"-"` skips a
 // field. A pointer field reads NULL as nil.
 func TableOf[T any](prefix, schema, table string) Table[T] {
-	return Table[T]{Topic: prefix + "." + schema + "." + table}
+	return Table[T]{Topic: Topic(prefix + "." + schema + "." + table)}
 }
 
 // Row returns the [change.Row] capture would send for v: the inverse of how
@@ -54,37 +61,25 @@ type Change[T any] struct {
 
 // Sample is one row's contribution to a metric: Value counts towards the
 // Bucket of the Series, e.g. {"revenue_cents_per_day", "2026-11-21", 4250}.
-type Sample struct {
-	Series string
-	Bucket string
-	Value  int64
-	// Ranked keeps the series as a ranking (a Redis sorted set, buckets
-	// ordered by value: top customers by revenue) instead of a hash.
-	Ranked bool
-	// TTL, when set, expires the series that long after its last change:
-	// for rolling windows, with one series per period (say, per hour of a
-	// per-minute series).
-	TTL time.Duration
-}
+// Ranked keeps the series as a ranking (a Redis sorted set, buckets ordered
+// by value: top customers by revenue) instead of a hash; TTL, when set,
+// expires the series that long after its last change (for rolling windows,
+// with one series per period).
+type Sample = engine.Sample
 
-// Node is one step of a topology. The node constructors of this package
-// ([Metrics], [Index]) are its only implementations.
+// Node is one step of a topology: the value a node constructor of this
+// package returns ([Metrics], [Events], [Index], [ReadModel],
+// [IndexReadModel], [Projection]).
 type Node interface {
-	// Input is the topic the node reads.
-	Input() string
-	describe() string
-	validate() error
+	// Engine returns the node as cdcflow's processors and test harness run
+	// it. Its type is internal to cdcflow: a topology is built with this
+	// package's constructors only.
+	Engine() engine.Node
 }
 
 // MetricsNode keeps metrics over a table's current rows. Build it with
 // [Metrics].
-type MetricsNode struct {
-	input   string
-	decode  func(change.Row) (any, error)
-	measure func(any) []Sample
-	rowType string
-	err     error
-}
+type MetricsNode struct{ e *engine.Metrics }
 
 // Metrics declares metrics over the current rows of table: measure tells what
 // one row contributes. When a row is inserted, updated or deleted, the
@@ -92,47 +87,22 @@ type MetricsNode struct {
 // version contribute, so they always equal measure summed over the table.
 // measure must be a pure function of the row.
 func Metrics[T any](table Table[T], measure func(T) []Sample) *MetricsNode {
-	n := &MetricsNode{input: table.Topic, rowType: fmt.Sprintf("%T", *new(T))}
+	n := &engine.Metrics{Input: string(table.Topic), Debezium: table.Debezium, RowType: typeName[T]()}
 	dec, err := newRowDecoder[T]()
-	if err != nil {
-		n.err = err
-		return n
+	switch {
+	case err != nil:
+		n.Err = err
+	case measure == nil:
+		n.Err = errors.New("measure function is nil")
+	default:
+		n.Decode = func(r change.Row) (any, error) { return dec.decode(r) }
+		n.Contribute = func(row any) []Sample { return measure(row.(T)) }
 	}
-	if measure == nil {
-		n.err = errors.New("measure function is nil")
-		return n
-	}
-	n.decode = func(r change.Row) (any, error) { return dec.decode(r) }
-	n.measure = func(row any) []Sample { return measure(row.(T)) }
-	return n
+	return &MetricsNode{n}
 }
 
-// Input returns the topic the node reads.
-func (n *MetricsNode) Input() string { return n.input }
-
-func (n *MetricsNode) describe() string {
-	return fmt.Sprintf("metrics over %s (rows as %s)", n.input, n.rowType)
-}
-
-func (n *MetricsNode) validate() error {
-	if n.err != nil {
-		return fmt.Errorf("metrics over %s: %w", n.input, n.err)
-	}
-	return nil
-}
-
-// Measure returns what row, a Row of the node's table, contributes. A nil row
-// (a deleted one) contributes nothing.
-func (n *MetricsNode) Measure(row change.Row) ([]Sample, error) {
-	if row == nil {
-		return nil, nil
-	}
-	v, err := n.decode(row)
-	if err != nil {
-		return nil, err
-	}
-	return n.measure(v), nil
-}
+// Engine implements [Node].
+func (n *MetricsNode) Engine() engine.Node { return n.e }
 
 // Topology is a named set of nodes: the unit a processor binary runs, and
 // the name of its consumer group and state. It is a plain value: building
@@ -147,56 +117,28 @@ func New(name string, nodes ...Node) *Topology {
 	return &Topology{Name: name, Nodes: nodes}
 }
 
-var topologyName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+// Engine returns the topology's nodes as cdcflow's processors and test
+// harness run them.
+func (t *Topology) Engine() []engine.Node {
+	nodes := make([]engine.Node, len(t.Nodes))
+	for i, n := range t.Nodes {
+		nodes[i] = n.Engine()
+	}
+	return nodes
+}
 
-// Validate reports every mistake in t at once.
+// Validate reports every mistake in t at once: each node's (a row type that
+// is not a struct, a nil function, an index name Elasticsearch refuses), and
+// those between nodes (a change topic read by two nodes of the topology's
+// group, two read models or projections of one name, a search index over a
+// read model the topology does not have).
 func (t *Topology) Validate() error {
-	var errs []error
-	if !topologyName.MatchString(t.Name) {
-		errs = append(errs, fmt.Errorf("topology name %q: use lower-case letters, digits and '-', starting with a letter", t.Name))
+	for i, n := range t.Nodes {
+		if n == nil || reflect.ValueOf(n.Engine()).IsNil() {
+			return fmt.Errorf("topology %s: node %d is nil, or not built with this package's constructors", t.Name, i)
+		}
 	}
-	if len(t.Nodes) == 0 {
-		errs = append(errs, fmt.Errorf("topology %s has no nodes", t.Name))
-	}
-	inputs, models, projections := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	indexed := map[*ReadModelNode]bool{}
-	for _, n := range t.Nodes {
-		if err := n.validate(); err != nil {
-			errs = append(errs, fmt.Errorf("topology %s: %w", t.Name, err))
-		}
-		if rm, own := n.(*ReadModelNode); own {
-			if models[rm.Name()] {
-				errs = append(errs, fmt.Errorf("topology %s has two read models named %s", t.Name, rm.Name()))
-			}
-			models[rm.Name()] = true
-			continue // runs in goka groups of its own
-		}
-		if x, ok := n.(*ReadModelIndexNode); ok {
-			// Reads the read model's table, which only a read model of
-			// this topology fills.
-			if x.model != nil && !slices.Contains(t.Nodes, Node(x.model)) {
-				errs = append(errs, fmt.Errorf("topology %s: %s: the read model is not a node of the topology; add it", t.Name, x.describe()))
-			}
-			if x.model != nil && indexed[x.model] {
-				errs = append(errs, fmt.Errorf("topology %s indexes read model %s twice; one search index per read model", t.Name, x.model.name))
-			}
-			indexed[x.model] = true
-			continue
-		}
-		if p, ok := n.(*ProjectionNode); ok {
-			// A projection is a consumer group of its own, named after it.
-			if projections[p.name] {
-				errs = append(errs, fmt.Errorf("topology %s has two projections named %s", t.Name, p.name))
-			}
-			projections[p.name] = true
-			continue
-		}
-		if inputs[n.Input()] {
-			errs = append(errs, fmt.Errorf("topology %s reads %s twice; one node per input topic", t.Name, n.Input()))
-		}
-		inputs[n.Input()] = true
-	}
-	return errors.Join(errs...)
+	return engine.ValidateTopology(t.Name, t.Engine())
 }
 
 // String describes the topology, one line per node.
@@ -204,7 +146,28 @@ func (t *Topology) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "topology %s\n", t.Name)
 	for _, n := range t.Nodes {
-		fmt.Fprintf(&b, "  %s\n", n.describe())
+		fmt.Fprintf(&b, "  %s\n", n.Engine().Describe())
 	}
 	return b.String()
+}
+
+func typeName[T any]() string { return fmt.Sprintf("%T", *new(T)) }
+
+// DebeziumTable declares a change topic that one of Debezium's own
+// connectors writes — MySQL, MariaDB, MongoDB or PostgreSQL — read as rows
+// of type T, for every node that reads tables. Struct fields map to columns
+// (a MongoDB document's top-level fields, _id among them: tag it
+// `cdc:"_id"`) as for [TableOf].
+//
+// Records may be Avro in the Confluent wire format (the schema registry of
+// processors.Config's Decoder), or JSON from Kafka Connect's JsonConverter
+// with or without schemas; each record says which. Each change's position
+// is made from its source coordinates (see [change.DebeziumPosition] for the
+// order it gives per connector), so a change delivered twice, or a topic
+// replayed, changes no sink, as with cdcflow's own topics. A record that
+// cannot be read goes to the dead-letter topic. The topic must be named as
+// Debezium names it, <prefix>.<database or schema>.<table or collection>:
+// a change of another table is a misplaced record.
+func DebeziumTable[T any](topic string) Table[T] {
+	return Table[T]{Topic: Topic(topic), Debezium: true}
 }

@@ -7,10 +7,16 @@
 // delivers some of them again ([Harness.Redeliver], [Harness.Replay]), and
 // reads what the processors would have written: metric series and rankings
 // ([Harness.Series], [Harness.Ranking]), domain events ([Harness.Events]),
-// search documents ([Harness.Document]), read model documents and states
-// ([ReadModelDocuments], [Harness.ReadModelState]) and projection states
+// search documents ([Harness.Document]), changes set aside
+// ([Harness.DeadLetters]), read model documents and states
+// ([ReadModelDocuments], [ReadModelStateOf]) and projection states
 // ([ProjectionStates]). Events another topology derives can be published to
 // the topology's projections ([Harness.PublishEvents]).
+//
+// Read models and projections are read through their handles, typed: given
+// the *topologies.ReadModelNode[V] a topology was built with,
+// [ReadModelDocument] returns a V; given the *topologies.ProjectionNode[S],
+// [ProjectionState] returns an S.
 //
 //	h := topotest.New(t, orders.Metrics("shop", "public"))
 //	rows := topotest.Table(h, topologies.TableOf[orders.Order]("shop", "public", "orders"))
@@ -23,10 +29,13 @@
 //
 // # What the harness runs
 //
-// The topology's own functions, through the node methods the processors
-// call: a change's rows are built from the typed values as capture sends
-// them ([topologies.Table.Row]) and read back by the node, so a field that
-// cannot be read fails the test as it would fail the processor. Around them
+// The topology's own functions, through the runtime form of its nodes
+// ([topologies.Node]'s Engine), the machinery the processors run too: a
+// change's rows are built from the typed values as capture sends them
+// ([topologies.Table.Row]) and read back by the node, so a field that
+// cannot be read shows in the test: an Events or Index node sets the change
+// aside ([Harness.DeadLetters]), as the processor does; a Metrics node or a
+// read model fails the test. Around them
 // the harness keeps, in memory, the state the processors keep in their
 // sinks, with the same rules:
 //
@@ -34,41 +43,48 @@
 //     that version of the row contributed; a change at or before it
 //     changes nothing, a later one moves every series by the difference
 //     between the row's new and stored contributions, and a bucket that
-//     falls to zero is removed (the Redis script of processors.RedisMetrics).
+//     falls to zero is removed (the Redis script of redismetrics.Store).
 //     Rankings read as ZREVRANGE reads them; TTLs are recorded, never
 //     expire.
 //   - Events: per row, the position of the last change turned into events
-//     and the row as of it (stored through EventsNode.EncodeRow and
-//     DecodeRow). A later change is derived with that row as Before (under
-//     REPLICA IDENTITY DEFAULT the change carries none), a change at or
-//     before it derives nothing; each event gets its deterministic id
-//     ([topologies.EventID]), and must encode with the Avro schema the
-//     processor would register (serde.CheckEvent).
+//     and the row as of it, as the processor's group table keeps them. A
+//     later change is derived with that row as Before (under REPLICA
+//     IDENTITY DEFAULT the change carries none), a change at or before it
+//     derives nothing; each event gets its type from its data's Go type and
+//     its deterministic id ([topologies.EventID]). A change whose row does
+//     not fit the row type, or whose events cannot all be emitted (one of a
+//     type the event topic does not declare, one without an aggregate id,
+//     one that does not encode with the Avro schema the processor would
+//     register: serde.CheckEvent), goes to the dead-letter topic with none
+//     of its events ([Harness.DeadLetters]), and the node goes on; a kept
+//     row that no longer decodes fails the test, as it stops the processor.
 //   - Search indexes: one document per id, written and deleted with the
 //     change's position as external version, so that a change at or before
 //     the document's version (or its delete's) changes nothing; a change
 //     whose document cannot be made goes to the dead-letter topic
 //     ([Harness.DeadLetters]) and the node goes on.
-//   - Read models: both stages, through the node's own functions
-//     (RouteRoot, RouteChild, RouteRef, Index, Apply) and their tables. A
-//     child row is named by its key columns in name order ("line=2,order_id=7"),
-//     from the record's key, as the processor names it. The messages
-//     between the stages wait in one first-in-first-out queue, so that each
-//     key's arrive in the order sent, as on a Kafka partition; each change
-//     is run until the queue is empty. As the processor counts them, each
-//     message of the model stage is a change, and a duplicate when Apply
-//     finds its row applied already; the index stage's messages (a
+//   - Read models: both stages, the join stage and the model stage, through
+//     the read model's own stage functions, and their tables. A child row
+//     is named by its key columns in name order ("line=2,order_id=7"), from
+//     the record's key, as the processor names it. The messages between the
+//     stages wait in one first-in-first-out queue, so that each key's
+//     arrive in the order sent, as on a Kafka partition; each change is run
+//     until the queue is empty. As the processor counts them, each message
+//     of the model stage is a change, and a duplicate when the model stage
+//     finds its row applied already; the join stage's messages (a
 //     redelivered child or reference row, say) count nothing.
 //   - Search indexes over read models: every new state of a document is
 //     written, or deleted once the read model holds no document for it, with
-//     the state's Revision as external version ([Document.Version]).
+//     the state's revision as external version ([Document.Version],
+//     [ReadModelState.Revision]); a document the index's document function
+//     cannot make goes to the dead-letter topic.
 //   - Projections: every event on the projection's topic (emitted by the
 //     topology's Events nodes, or published) is read back through its Avro
-//     form into the struct of its type (serde.ReadBack), keyed and folded
-//     with ProjectionNode.Key and Apply, which apply each aggregate's events
-//     once. An event that cannot be read, or gets no key, goes to the
-//     dead letters; one of a type the projection does not declare is
-//     skipped.
+//     form into the struct of its type (serde.ReadBack), then keyed and
+//     folded by the projection's handler of that type ([topologies.On]),
+//     each aggregate's events once, as the processor's group table keeps
+//     them. An event that cannot be read, or gets no key, goes to the dead
+//     letters; one of a type the projection has no handler for is skipped.
 //
 // [Harness.Replay] delivers again what the processors' consumer groups,
 // reset to the beginning, would read again: the change records, a read
@@ -91,7 +107,7 @@
 // Avro encoding, Kafka delivery and ordering, goka's group tables and
 // rebalances, the Redis script itself and key expiry, Elasticsearch's
 // mappings (a field the mapping refuses), its version bounds
-// (processors.SearchVersion) and its tombstone retention, retries and
+// (searchindex.Version) and its tombstone retention, retries and
 // unreachable services, crashes between a sink write and a commit. The
 // harness delivers each change at once, one at a time, in the order fed,
 // and a read model's messages in one order of the many Kafka allows.
@@ -99,6 +115,9 @@
 // # Node kinds
 //
 // The harness runs every node kind of package topologies: Metrics, Events,
-// Index, ReadModel, IndexReadModel and Projection; [New] fails the test for
-// a topology with a node kind it does not run.
+// Index, ReadModel, IndexReadModel and Projection. It builds its runtime of
+// each node through the interface the processors build theirs through, one
+// method per node kind, so that a new kind does not compile until the
+// harness runs it. [New] fails the test for a topology that does not
+// validate.
 package topotest

@@ -1,10 +1,12 @@
 package topotest
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 )
@@ -25,20 +27,15 @@ type Event struct {
 // Events returns the events emitted so far, in order.
 func (h *Harness) Events() []Event { return append([]Event(nil), h.events...) }
 
-// eventsNode derives events as the processor's Events node does: it keeps
-// per row the position of the last change it turned into events and the row
-// as of it (through EncodeRow and DecodeRow, as in the processor's group
-// table). A change at or before that position derives nothing; a later one
-// is derived with the kept row as Before, or, when none is kept, the Before
+// eventsNode derives events as the processor's Events node does, with the
+// node's own Apply: it keeps per row the position of the last change it
+// turned into events and the row as of it, as the processor's group table
+// does. A change at or before that position derives nothing; a later one is
+// derived with the kept row as Before, or, when none is kept, the Before
 // the change carries.
 type eventsNode struct {
-	node *topologies.EventsNode
-	rows map[string]rowState // by row identity: the group table
-}
-
-type rowState struct {
-	pos change.Position
-	row []byte // nil once the row is deleted
+	node *engine.Events
+	rows map[string]*engine.RowState // by row identity: the group table
 }
 
 func (e *eventsNode) apply(h *Harness, rec Record) error {
@@ -47,46 +44,43 @@ func (e *eventsNode) apply(h *Harness, rec Record) error {
 		return nil // a tombstone
 	}
 	h.stats.Changes++
-	id := identity(rec.Topic, rec.Key)
-	prev, seen := e.rows[id]
-	if seen && ev.Position.Compare(prev.pos) <= 0 {
+	if ev.Op == change.OpTruncate {
+		h.deadLetter(rec, fmt.Errorf("truncate of %s at %s: an Events node (the domain events of %s) keeps rows per partition and does not apply truncates; its rows of %s stay",
+			ev.TableName(), ev.Position, e.node.Output, ev.TableName()))
+		return nil
+	}
+	id := engine.RowIdentity(rec.Topic, rec.Key)
+	derived, next, dup, err := e.node.Apply(e.rows[id], ev)
+	if dup {
 		h.stats.Duplicates++ // turned into events already
 		return nil
 	}
-	after, err := e.node.Row(ev.After)
-	if err != nil {
-		return fmt.Errorf("decode change at %s of %s: %w", ev.Position, ev.TableName(), err)
-	}
-	var before any
-	if seen && prev.row != nil {
-		if before, err = e.node.DecodeRow(prev.row); err != nil {
-			return fmt.Errorf("decode kept row of %s: %w", ev.TableName(), err)
-		}
-	} else if ev.Before != nil {
-		if before, err = e.node.Row(ev.Before); err != nil {
-			return fmt.Errorf("decode change at %s of %s: %w", ev.Position, ev.TableName(), err)
-		}
+	if errors.Is(err, engine.ErrState) {
+		return err
 	}
 	var emitted []Event
-	for _, d := range e.node.Derive(ev.Op, before, after, ev.Position, ev.Source) {
-		out := Event{Topic: e.node.Output(), ID: topologies.EventID(ev.Position, d.AggregateID, d.Type), Type: d.Type,
+	for _, d := range derived {
+		if err != nil {
+			break
+		}
+		out := Event{Topic: e.node.Output, ID: topologies.EventID(ev.Position, d.AggregateID, d.Type), Type: d.Type,
 			AggregateID: d.AggregateID, Position: ev.Position, OccurredAt: time.UnixMilli(ev.Source.TsMs).UTC(), Data: d.Data}
-		// The processor encodes every event with its Avro schema, and stops
-		// on one it cannot encode.
+		// The processor encodes every event with its Avro schema, and
+		// dead-letters a change whose events it cannot encode.
 		de := &serde.DomainEvent{ID: out.ID, Type: out.Type, AggregateID: out.AggregateID, Position: out.Position, OccurredAt: out.OccurredAt, Data: out.Data}
-		if err := serde.CheckEvent(out.Topic, de); err != nil {
-			return fmt.Errorf("encode %s of %s at %s: %w", d.Type, d.AggregateID, ev.Position, err)
+		if cerr := serde.CheckEvent(out.Topic, de); cerr != nil {
+			err = fmt.Errorf("encode %s of %s at %s: %w", d.Type, d.AggregateID, ev.Position, cerr)
 		}
 		emitted = append(emitted, out)
 	}
-	next := rowState{pos: ev.Position}
-	if after != nil {
-		if next.row, err = e.node.EncodeRow(after); err != nil {
-			return fmt.Errorf("keep row of %s: %w", ev.TableName(), err)
-		}
+	if next != nil {
+		e.rows[id] = next
+	}
+	if err != nil {
+		h.deadLetter(rec, err)
+		return nil
 	}
 	h.events = append(h.events, emitted...)
-	e.rows[id] = next
 	// The projections reading the output topic get the events.
 	h.eventLog = append(h.eventLog, emitted...)
 	return h.fold(emitted)

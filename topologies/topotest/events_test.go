@@ -12,11 +12,17 @@ import (
 	"github.com/cdcflow/cdcflow/topologies/topotest"
 )
 
-type statusChanged struct {
+// StatusChanged is an event: an order's status went From one To another.
+type StatusChanged struct {
 	OrderID int64
 	From    string
 	To      string
 }
+
+// OrderCreated is an event whose data has no Avro form: a nested struct.
+type OrderCreated struct{ Order order }
+
+var statusEvents = topologies.EventTopicOf("events.Order", StatusChanged{}, OrderCreated{})
 
 // seen is what derive saw of one change.
 type seen struct {
@@ -27,7 +33,7 @@ type seen struct {
 // transitions derives a StatusChanged event from every change whose Before
 // and After differ in status, and records what derive saw.
 func transitions(log *[]seen) *topologies.Topology {
-	return topologies.New("events", topologies.Events(orders, "events.Order", func(c topologies.Change[order]) []topologies.Event {
+	return topologies.New("events", topologies.Events(orders, statusEvents, func(c topologies.Change[order]) []topologies.Event {
 		*log = append(*log, seen{c.Op, c.Before})
 		var from, to string
 		var id int64
@@ -40,14 +46,14 @@ func transitions(log *[]seen) *topologies.Topology {
 		if from == to {
 			return nil
 		}
-		return []topologies.Event{{Type: "StatusChanged", AggregateID: strconv.FormatInt(id, 10), Data: statusChanged{id, from, to}}}
+		return []topologies.Event{{AggregateID: strconv.FormatInt(id, 10), Data: StatusChanged{id, from, to}}}
 	}))
 }
 
 func types(events []topotest.Event) []string {
 	var out []string
 	for _, e := range events {
-		d := e.Data.(statusChanged)
+		d := e.Data.(StatusChanged)
 		out = append(out, e.AggregateID+":"+d.From+"→"+d.To)
 	}
 	return out
@@ -142,16 +148,86 @@ func TestEventsAreDerivedOnce(t *testing.T) {
 	}
 }
 
-// TestEventsMustEncode: an event whose data the processor could not encode
-// with its Avro schema fails the test, as it would stop the processor.
-func TestEventsMustEncode(t *testing.T) {
-	nested := topologies.New("events", topologies.Events(orders, "events.Order", func(c topologies.Change[order]) []topologies.Event {
-		return []topologies.Event{{Type: "OrderCreated", AggregateID: "1", Data: struct{ Order order }{*c.After}}}
-	}))
-	msg := failure(func(t topotest.T) {
-		topotest.Table(topotest.New(t, nested), orders).Insert(newOrder(1, 7, "new", 10))
-	})
-	if !strings.Contains(msg, "encode OrderCreated of 1 at 0000000000000001/00000001: event OrderCreated field Order: type topotest_test.order has no Avro form here") {
-		t.Fatalf("failure %q", msg)
+// TestEventsDeadLetterWhatCannotBeEmitted: a change whose events cannot
+// all be emitted (one cannot be encoded with its Avro schema, is of a type
+// the event topic does not declare, or has no aggregate id) goes to the
+// dead letters with none of its events, as the processor sets it aside, and
+// the node goes on.
+func TestEventsDeadLetterWhatCannotBeEmitted(t *testing.T) {
+	id := func(o order) string { return strconv.FormatInt(o.ID, 10) }
+	good := func(o order) topologies.Event {
+		return topologies.Event{AggregateID: id(o), Data: StatusChanged{OrderID: o.ID, To: o.Status}}
+	}
+	for _, tc := range []struct {
+		name string
+		bad  func(o order) []topologies.Event // what a change to status "bad" derives
+		want string
+	}{
+		{"an event that cannot be encoded", func(o order) []topologies.Event {
+			return []topologies.Event{{AggregateID: id(o), Data: OrderCreated{o}}}
+		}, "encode OrderCreated of 1 at 0000000000000001/00000001: event OrderCreated field Order: type topotest_test.order has no Avro form here"},
+		{"an event of a type the topic does not declare", func(o order) []topologies.Event {
+			return []topologies.Event{{AggregateID: id(o), Data: OrderNoted{o.ID}}}
+		}, "the change at 0000000000000001/00000001 of public.orders derived an event of type \"OrderNoted\", which event topic events.Order does not declare (it declares OrderCreated, StatusChanged); derive events of the declared types, or declare the type with EventTopicOf"},
+		{"an event without an aggregate id", func(o order) []topologies.Event {
+			return []topologies.Event{{Data: StatusChanged{OrderID: o.ID}}}
+		}, "the change at 0000000000000001/00000001 of public.orders derived an event of type StatusChanged without an aggregate id"},
+		{"a good event, then one that cannot be encoded", func(o order) []topologies.Event {
+			return []topologies.Event{good(o), {AggregateID: id(o), Data: OrderCreated{o}}}
+		}, "encode OrderCreated of 1"},
+		{"a good event, then one of an undeclared type", func(o order) []topologies.Event {
+			return []topologies.Event{good(o), {AggregateID: id(o), Data: OrderNoted{o.ID}}}
+		}, "derived an event of type \"OrderNoted\", which event topic events.Order does not declare"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := topotest.New(t, topologies.New("events", topologies.Events(orders, statusEvents, func(c topologies.Change[order]) []topologies.Event {
+				if c.After.Status == "bad" {
+					return tc.bad(*c.After)
+				}
+				return []topologies.Event{good(*c.After)}
+			})))
+			rows := topotest.Table(h, orders)
+			bad := rows.Insert(newOrder(1, 7, "bad", 10))
+			rows.Insert(newOrder(2, 7, "new", 10))
+
+			dead := h.DeadLetters()
+			if len(dead) != 1 || dead[0].Record.Event.Position != bad.Event.Position || !strings.Contains(dead[0].Err.Error(), tc.want) {
+				t.Fatalf("dead letters %+v, want the bad change's, with %q", dead, tc.want)
+			}
+			if got, want := types(h.Events()), []string{"2:→new"}; !reflect.DeepEqual(got, want) {
+				t.Fatalf("events %v, want %v", got, want)
+			}
+			if got, want := h.Stats(), (topotest.Stats{Changes: 2, DeadLetters: 1}); got != want {
+				t.Fatalf("Stats = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestEventsDeadLetterARowThatDoesNotDecode: a change whose row does not
+// fit the row type goes to the dead letters; the row's kept version stays
+// the one before it.
+func TestEventsDeadLetterARowThatDoesNotDecode(t *testing.T) {
+	var log []seen
+	h := topotest.New(t, transitions(&log))
+	rows := topotest.Table(h, orders)
+	o := newOrder(1, 7, "new", 10)
+	rec := rows.Insert(o)
+	rec.Event.After["note"] = change.Unavailable{} // an unchanged TOASTed value
+	rec.Event.After["status"] = "lost"
+	rec.Event.Position.Index++
+	h.Redeliver(rec)
+	dead := h.DeadLetters()
+	if len(dead) != 1 || dead[0].Record.Event.Position != rec.Event.Position ||
+		!strings.Contains(dead[0].Err.Error(), "decode change at 0000000000000001/00000002 of public.orders: column note: the source did not send its value") {
+		t.Fatalf("dead letters %+v", dead)
+	}
+	o.Status = "paid"
+	rows.Update(o)
+	if got, want := types(h.Events()), []string{"1:→new", "1:new→paid"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	if got, want := h.Stats(), (topotest.Stats{Changes: 3, DeadLetters: 1}); got != want {
+		t.Fatalf("Stats = %+v, want %+v", got, want)
 	}
 }

@@ -19,12 +19,12 @@ func Example() {
 		ID     int64
 		Status string
 	}
-	type OrderPaid struct{ OrderID int64 }
+	type OrderPaid struct{ OrderID int64 } // the event type OrderPaid
 	table := topologies.TableOf[Order]("shop", "public", "orders")
-	topo := topologies.New("order-events", topologies.Events(table, "events.Order",
+	topo := topologies.New("order-events", topologies.Events(table, topologies.EventTopicOf("events.Order", OrderPaid{}),
 		func(c topologies.Change[Order]) []topologies.Event {
 			if c.Op == change.OpUpdate && c.Before != nil && c.Before.Status != "paid" && c.After.Status == "paid" {
-				return []topologies.Event{{Type: "OrderPaid", AggregateID: strconv.FormatInt(c.After.ID, 10), Data: OrderPaid{c.After.ID}}}
+				return []topologies.Event{{AggregateID: strconv.FormatInt(c.After.ID, 10), Data: OrderPaid{c.After.ID}}}
 			}
 			return nil
 		}))
@@ -41,7 +41,7 @@ func Example() {
 	fmt.Printf("%+v\n", h.Stats())
 	// Output:
 	// events.Order OrderPaid 42 0000000000000002/00000001 {42}
-	// {Changes:5 Duplicates:3 DeadLetters:0}
+	// {Changes:5 Duplicates:3 DeadLetters:0 Late:0 Compacted:0}
 }
 
 // A read model keeps an order summary: the order, its customer's name and
@@ -68,11 +68,12 @@ func Example_readModel() {
 	items := topologies.TableOf[Item]("shop", "public", "order_items")
 	customers := topologies.TableOf[Customer]("shop", "public", "customers")
 	id := func(n int64) string { return strconv.FormatInt(n, 10) }
-	topo := topologies.New("summaries", topologies.ReadModel[Summary]("summary",
+	summary := topologies.ReadModel[Summary]("summary",
 		topologies.Root(orders, func(o Order) string { return id(o.ID) }, func(*Summary, Order) {}),
 		topologies.Children(items, func(i Item) string { return id(i.OrderID) }, func(s *Summary, rows []Item) { s.Items = len(rows) }),
 		topologies.Reference(customers, func(c Customer) string { return id(c.ID) }, func(o Order) string { return id(o.CustomerID) },
-			func(s *Summary, c Customer) { s.Customer = c.Name })))
+			func(s *Summary, c Customer) { s.Customer = c.Name }))
+	topo := topologies.New("summaries", summary)
 
 	h := topotest.New(log.Default(), topo) // in a test: topotest.New(t, topo)
 	topotest.Table(h, items).Insert(Item{ID: 1, OrderID: 10})
@@ -81,8 +82,9 @@ func Example_readModel() {
 	topotest.Table(h, customers).Insert(Customer{ID: 7, Name: "Ada"})
 	topotest.Table(h, customers).Update(Customer{ID: 7, Name: "Ada Lovelace"})
 	h.Replay()
-	fmt.Println(topotest.ReadModelDocuments[Summary](h, "summary"))
-	fmt.Println(h.ReadModelState("summary", "10").Revision)
+	fmt.Println(topotest.ReadModelDocuments(h, summary))
+	st, _ := topotest.ReadModelStateOf(h, summary, "10")
+	fmt.Println(st.Revision)
 	// Output:
 	// map[10:{Ada Lovelace 1} 11:{Ada Lovelace 0}]
 	// 4

@@ -1,13 +1,13 @@
 package topotest
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"sort"
 	"strings"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/topologies"
 )
 
@@ -46,8 +46,10 @@ type Harness struct {
 	current  map[string]map[string]change.Row // topic → row identity → the row as the database holds it
 
 	metrics metricStore
+	windows windowStore
 	events  []Event
 	docs    map[string]map[string]*Document // index → id → document (Deleted ones are tombstones)
+	tables  map[string]*postgresTable       // by target
 	dead    []DeadLetter
 	stats   Stats
 }
@@ -63,7 +65,8 @@ type node interface {
 func New(t T, topo *topologies.Topology) *Harness {
 	h := &Harness{t: t, helper: noHelper{}, topo: topo, nodes: map[string][]node{},
 		models: map[string]*readModel{}, projections: map[string]*projection{}, readers: map[string][]*projection{},
-		current: map[string]map[string]change.Row{}, metrics: newMetricStore(), docs: map[string]map[string]*Document{}}
+		current: map[string]map[string]change.Row{}, metrics: newMetricStore(), windows: newWindowStore(), docs: map[string]map[string]*Document{},
+		tables: map[string]*postgresTable{}}
 	if th, ok := t.(helper); ok {
 		h.helper = th
 	}
@@ -71,41 +74,81 @@ func New(t T, topo *topologies.Topology) *Harness {
 	if err := topo.Validate(); err != nil {
 		t.Fatalf("topotest: %v", err)
 	}
-	var errs []error
-	for _, n := range topo.Nodes {
-		switch n := n.(type) {
-		case *topologies.MetricsNode:
-			h.add(n.Input(), metricsNode{n})
-		case *topologies.EventsNode:
-			h.add(n.Input(), &eventsNode{node: n, rows: map[string]rowState{}})
-		case *topologies.IndexNode:
-			h.add(n.Input(), indexNode{n})
-		case *topologies.ReadModelNode:
-			m := newReadModel(n)
-			h.models[n.Name()] = m
-			for _, topic := range n.Inputs() {
-				h.add(topic, m)
-			}
-		case *topologies.ReadModelIndexNode:
-			// Validate made sure its read model is a node of topo.
-		case *topologies.ProjectionNode:
-			p := &projection{node: n, table: map[string][]byte{}}
-			h.projections[n.Name()] = p
-			h.readers[n.Input()] = append(h.readers[n.Input()], p)
-		default:
-			errs = append(errs, fmt.Errorf("node kind %T is not supported by topotest yet; test it against the real services", n))
-		}
+	b := &builder{h: h}
+	for _, n := range topo.Engine() {
+		n.Run(b)
 	}
-	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("topotest: topology %s: %v", topo.Name, err)
+	// Validate made sure each search index's and table's read model is a
+	// node of topo.
+	for _, x := range b.searches {
+		m := h.models[x.Model.Name]
+		m.search = append(m.search, x)
 	}
-	for _, n := range topo.Nodes {
-		if x, ok := n.(*topologies.ReadModelIndexNode); ok {
-			m := h.models[x.ReadModel().Name()]
-			m.search = append(m.search, x)
-		}
+	for _, t := range b.tables {
+		m := h.models[t.node.Model.Name]
+		m.tables = append(m.tables, t)
 	}
 	return h
+}
+
+// builder adds each node of a topology to the harness, as the runtime of
+// its kind.
+type builder struct {
+	h        *Harness
+	searches []*engine.ReadModelIndex
+	tables   []*postgresTable // over read models
+}
+
+func (b *builder) Metrics(n *engine.Metrics) error {
+	b.h.add(n.Input, metricsNode{n})
+	return nil
+}
+
+func (b *builder) Windowed(n *engine.Windowed) error {
+	b.h.add(n.Input, windowedNode{n})
+	return nil
+}
+
+func (b *builder) Events(n *engine.Events) error {
+	b.h.add(n.Input, &eventsNode{node: n, rows: map[string]*engine.RowState{}})
+	return nil
+}
+
+func (b *builder) SearchIndex(n *engine.SearchIndex) error {
+	b.h.add(n.Input, indexNode{n})
+	return nil
+}
+
+func (b *builder) ReadModel(n *engine.ReadModel) error {
+	m := newReadModel(n)
+	b.h.models[n.Name] = m
+	for _, topic := range n.Inputs() {
+		b.h.add(topic, m)
+	}
+	return nil
+}
+
+func (b *builder) ReadModelIndex(n *engine.ReadModelIndex) error {
+	b.searches = append(b.searches, n)
+	return nil
+}
+
+func (b *builder) Postgres(n *engine.PostgresTable) error {
+	t := newPostgresTable(n)
+	b.h.tables[n.Target] = t
+	if n.Model != nil {
+		b.tables = append(b.tables, t)
+	} else {
+		b.h.add(n.Input, t)
+	}
+	return nil
+}
+
+func (b *builder) Projection(n *engine.Projection) error {
+	p := &projection{node: n, table: map[string][]byte{}}
+	b.h.projections[n.Name] = p
+	b.h.readers[n.Topic] = append(b.h.readers[n.Topic], p)
+	return nil
 }
 
 func (h *Harness) add(topic string, n node) {
@@ -150,11 +193,11 @@ func (h *Harness) Redeliver(records ...Record) {
 // Replay delivers everything the topology's groups read again, in order, as
 // processors whose consumer groups were reset to the beginning would read it
 // (their state kept): every record the feeds wrote; then, for each read
-// model, every message its index stage sent its model stage (the updates
+// model, every message its join stage sent its model stage (the updates
 // topic) and every state of its documents to its search index (the read
 // model's table topic); then every event on the event topics (emitted by
 // the topology's Events nodes or published with [Harness.PublishEvents]) to
-// the projections reading them. The index stage's loop messages that tell a
+// the projections reading them. The join stage's loop messages that tell a
 // referenced row which documents joined or left it are not sent again.
 func (h *Harness) Replay() {
 	h.helper.Helper()
@@ -201,17 +244,6 @@ func (h *Harness) must(rec Record, err error) Record {
 	return rec
 }
 
-// identity names a row by its topic and key columns, in name order, as the
-// processors do.
-func identity(topic string, key change.Row) string {
-	var b strings.Builder
-	b.WriteString(topic)
-	for _, name := range sortedKeys(key) {
-		fmt.Fprintf(&b, "|%s=%v", name, key[name])
-	}
-	return b.String()
-}
-
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -231,6 +263,12 @@ type Stats struct {
 	Duplicates int64
 	// DeadLetters is how many went to the dead-letter topic.
 	DeadLetters int64
+	// Late is how many changes a Windowed node applied late: the row's new
+	// version fell in windows that had closed, and counts in none of them.
+	Late int64
+	// Compacted is how many markers of deleted rows [Harness.CompactMarkers]
+	// dropped.
+	Compacted int64
 }
 
 // Stats returns the harness's counters.

@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/cdcflow/cdcflow/change"
-	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/cdcflow/cdcflow/internal/engine"
 )
 
 // Document is a search index document as an Index node, or the search
@@ -59,7 +59,7 @@ func (h *Harness) Documents(index string) []Document {
 // a change at or before the document's version (or its delete's) changes
 // nothing. A change whose document cannot be made or stored goes to the
 // dead-letter topic, and the node goes on.
-type indexNode struct{ node *topologies.IndexNode }
+type indexNode struct{ node *engine.SearchIndex }
 
 func (x indexNode) apply(h *Harness, rec Record) error {
 	ev := rec.Event
@@ -67,9 +67,18 @@ func (x indexNode) apply(h *Harness, rec Record) error {
 		return nil // a tombstone: the delete before it did the work
 	}
 	h.stats.Changes++
+	if ev.Op == change.OpTruncate {
+		// Every document goes, at the truncate's version: those later
+		// changes wrote stay.
+		for _, id := range sortedKeys(h.docs[x.node.Index]) {
+			h.putDocument(&Document{Index: x.node.Index, ID: id, Position: ev.Position, deleted: true},
+				func(stored *Document) bool { return stored.Position.Compare(ev.Position) >= 0 })
+		}
+		return nil
+	}
 	applied, err := x.write(h, rec)
 	if err != nil {
-		h.deadLetter(rec, fmt.Errorf("index change of %s into %s: %w", ev.TableName(), x.node.IndexName(), err))
+		h.deadLetter(rec, fmt.Errorf("index change of %s into %s: %w", ev.TableName(), x.node.Index, err))
 		return nil
 	}
 	if !applied {
@@ -90,7 +99,7 @@ func (x indexNode) write(h *Harness, rec Record) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("document of change at %s: %w", ev.Position, err)
 	}
-	index := x.node.IndexName()
+	index := x.node.Index
 	doc := &Document{Index: index, ID: id, Position: ev.Position}
 	if ev.Op == change.OpDelete {
 		doc.deleted = true

@@ -133,7 +133,7 @@ func TestIndexSetsAsideWhatItCannotIndex(t *testing.T) {
 func TestIndexDeleteWithoutBefore(t *testing.T) {
 	h := topotest.New(t, searchTopology())
 	topotest.Table(h, orders).Insert(newOrder(4, 7, "new", 10))
-	h.Redeliver(topotest.Record{Topic: orders.Topic, Key: change.Row{"id": int64(4)},
+	h.Redeliver(topotest.Record{Topic: string(orders.Topic), Key: change.Row{"id": int64(4)},
 		Event: &change.Event{Op: change.OpDelete, Position: change.Position{CommitLSN: 100, Index: 1}}})
 	if _, ok := h.Document("orders", "4"); ok {
 		t.Fatal("the delete without a before image left the document")

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/topologies"
 )
 
@@ -15,18 +17,24 @@ import (
 // the row contributed; a change at or before that position changes nothing,
 // a later one moves every series by the difference between the row's new
 // and stored contributions, and a bucket that falls to zero is removed.
-type metricsNode struct{ node *topologies.MetricsNode }
+type metricsNode struct{ node *engine.Metrics }
 
 func (m metricsNode) apply(h *Harness, rec Record) error {
 	ev := rec.Event
 	if ev == nil {
 		return nil // a tombstone
 	}
-	samples, err := m.node.Measure(ev.After)
-	if err != nil {
-		return fmt.Errorf("measure change at %s of %s: %w", ev.Position, ev.TableName(), err)
+	if ev.Op == change.OpTruncate {
+		h.metrics.truncate(rec.Topic, ev.Position)
+		h.stats.Changes++
+		return nil
 	}
-	applied, err := h.metrics.apply(identity(rec.Topic, rec.Key), ev.Position, samples)
+	samples, err := m.node.Measure(ev.After)
+	if err != nil { // the processor dead-letters it, and goes on
+		h.deadLetter(rec, fmt.Errorf("measure change at %s of %s: %w", ev.Position, ev.TableName(), err))
+		return nil
+	}
+	applied, err := h.metrics.apply(engine.RowIdentity(rec.Topic, rec.Key), ev.Position, samples)
 	if err != nil {
 		return fmt.Errorf("apply metrics of change at %s of %s: %w", ev.Position, ev.TableName(), err)
 	}
@@ -39,8 +47,9 @@ func (m metricsNode) apply(h *Harness, rec Record) error {
 
 // metricStore holds what Redis holds for a topology's metrics.
 type metricStore struct {
-	rows   map[string]appliedRow
-	series map[string]*series
+	rows      map[string]appliedRow
+	series    map[string]*series
+	truncated map[string]change.Position // by topic: the last truncate
 }
 
 type appliedRow struct {
@@ -65,7 +74,29 @@ type cell struct {
 	ttl            time.Duration
 }
 
+// truncate applies a truncate of the table of topic at pos as the Redis
+// store does: every row of the table whose last applied change came before
+// pos stops contributing, and a change of the table at or before pos is
+// ignored from then on.
+func (m *metricStore) truncate(topic string, pos change.Position) {
+	for _, row := range sortedKeys(m.rows) {
+		if stored := m.rows[row]; strings.HasPrefix(row, topic+"|") && stored.pos.Compare(pos) < 0 {
+			m.apply(row, pos, nil) // cannot fail: it removes samples applied before
+			delete(m.rows, row)
+		}
+	}
+	if t, ok := m.truncated[topic]; !ok || t.Compare(pos) < 0 {
+		if m.truncated == nil {
+			m.truncated = map[string]change.Position{}
+		}
+		m.truncated[topic] = pos
+	}
+}
+
 func (m *metricStore) apply(row string, pos change.Position, samples []topologies.Sample) (bool, error) {
+	if t, ok := m.truncated[strings.SplitN(row, "|", 2)[0]]; ok && t.Compare(pos) >= 0 {
+		return false, nil // its row was truncated
+	}
 	stored, ok := m.rows[row]
 	if ok && stored.pos.Compare(pos) >= 0 {
 		return false, nil
@@ -122,7 +153,7 @@ func (m *metricStore) apply(row string, pos change.Position, samples []topologie
 }
 
 // Series returns the buckets of a series and their values (none is zero),
-// ranked or not (processors.RedisMetrics reads the first kind with Series,
+// ranked or not (redismetrics.Store reads the first kind with Series,
 // the second with Ranking).
 func (h *Harness) Series(name string) map[string]int64 {
 	out := map[string]int64{}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 )
@@ -15,7 +16,7 @@ import (
 // folded into the key's table value with ProjectionNode.Apply, which
 // applies each aggregate's event once.
 type projection struct {
-	node  *topologies.ProjectionNode
+	node  *engine.Projection
 	table map[string][]byte // the group table: key → value
 }
 
@@ -66,12 +67,10 @@ func (h *Harness) fold(events []Event) error {
 		}
 		for _, p := range readers {
 			n := p.node
-			ev, ok, err := n.ReadEvent(topologies.RecordedEvent{
-				Event: topologies.Event{Type: de.Type, AggregateID: de.AggregateID},
-				ID:    de.ID, Position: de.Position, OccurredAt: de.OccurredAt,
-			}, fields)
+			ev, ok, err := n.Read(engine.Recorded{Type: de.Type, AggregateID: de.AggregateID,
+				ID: de.ID, Position: de.Position, OccurredAt: de.OccurredAt}, fields)
 			if err != nil {
-				h.deadLetterEvent(e, fmt.Errorf("projection %s: %w", n.Name(), err))
+				h.deadLetterEvent(e, fmt.Errorf("projection %s: %w", n.Name, err))
 				continue
 			}
 			if !ok {
@@ -80,7 +79,7 @@ func (h *Harness) fold(events []Event) error {
 			}
 			key, err := n.Key(ev)
 			if err != nil {
-				h.deadLetterEvent(e, fmt.Errorf("projection %s: %w", n.Name(), err))
+				h.deadLetterEvent(e, fmt.Errorf("projection %s: %w", n.Name, err))
 				continue
 			}
 			h.stats.Changes++
@@ -103,7 +102,8 @@ func (h *Harness) deadLetterEvent(e Event, err error) {
 	h.stats.DeadLetters++
 }
 
-// projection returns the projection name, or fails the test.
+// projection returns the projection's runtime in the harness, or fails the
+// test.
 func (h *Harness) projection(name string) *projection {
 	h.helper.Helper()
 	p := h.projections[name]
@@ -113,47 +113,42 @@ func (h *Harness) projection(name string) *projection {
 	return p
 }
 
-// ProjectionState returns the state the projection name keeps for key, and
-// whether it keeps one (an event was folded into it). It fails the test if
-// the topology has no such projection, or if its states are not of type S.
-func ProjectionState[S any](h *Harness, name, key string) (S, bool) {
+// ProjectionState returns the state p keeps for key, and whether it keeps
+// one (an event was folded into it). It fails the test if p is not a node
+// of the harness's topology.
+func ProjectionState[S any](h *Harness, p *topologies.ProjectionNode[S], key string) (S, bool) {
 	h.helper.Helper()
 	var zero S
-	p := h.projection(name)
-	value, ok := p.table[key]
+	value, ok := h.projection(p.Name()).table[key]
 	if !ok {
 		return zero, false
 	}
-	st, err := p.node.State(value)
+	s, err := p.State(value)
 	if err != nil {
 		h.t.Fatalf("topotest: %v", err)
-	}
-	s, isS := st.(S)
-	if !isS {
-		h.t.Fatalf("topotest: projection %s keeps states of type %T, not %T", name, st, zero)
 	}
 	return s, true
 }
 
-// ProjectionStates returns every state of the projection name, by key. It
-// fails the test as [ProjectionState] does.
-func ProjectionStates[S any](h *Harness, name string) map[string]S {
+// ProjectionStates returns every state of p, by key. It fails the test as
+// [ProjectionState] does.
+func ProjectionStates[S any](h *Harness, p *topologies.ProjectionNode[S]) map[string]S {
 	h.helper.Helper()
 	out := map[string]S{}
-	for _, key := range sortedKeys(h.projection(name).table) {
-		out[key], _ = ProjectionState[S](h, name, key)
+	for _, key := range sortedKeys(h.projection(p.Name()).table) {
+		out[key], _ = ProjectionState(h, p, key)
 	}
 	return out
 }
 
-// ProjectionTable returns the table of the projection name as its group
-// table holds it: each key's value (its state as JSON, and the last event
-// applied per aggregate), byte for byte, for comparing a rebuilt projection
-// with a live one. It fails the test if the topology has no such projection.
-func (h *Harness) ProjectionTable(name string) map[string][]byte {
+// ProjectionTable returns the table of p as its group table holds it: each
+// key's value (its state as JSON, and the last event applied per
+// aggregate), byte for byte, for comparing a rebuilt projection with a live
+// one. It fails the test if p is not a node of the harness's topology.
+func ProjectionTable[S any](h *Harness, p *topologies.ProjectionNode[S]) map[string][]byte {
 	h.helper.Helper()
 	out := map[string][]byte{}
-	for k, v := range h.projection(name).table {
+	for k, v := range h.projection(p.Name()).table {
 		out[k] = append([]byte(nil), v...)
 	}
 	return out

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,7 +37,7 @@ type summary struct {
 	Qty      int64  `json:"qty"`
 }
 
-func summaryModel() *topologies.ReadModelNode {
+func summaryModel() *topologies.ReadModelNode[summary] {
 	return topologies.ReadModel[summary]("summary",
 		topologies.Root(orders, func(o order) string { return strconv.FormatInt(o.ID, 10) },
 			func(s *summary, o order) { s.ID, s.Status = o.ID, o.Status }),
@@ -60,14 +59,17 @@ func feeds(h *topotest.Harness) (*topotest.Rows[order], *topotest.Rows[item], *t
 	return topotest.Table(h, orders), topotest.Table(h, items, topotest.Key("order_id", "line")), topotest.Table(h, customers)
 }
 
-func documents(h *topotest.Harness) map[string]summary {
-	return topotest.ReadModelDocuments[summary](h, "summary")
+// summaries returns the summary read model and a topology of it alone.
+func summaries() (*topologies.ReadModelNode[summary], *topologies.Topology) {
+	model := summaryModel()
+	return model, topologies.New("summaries", model)
 }
 
 // TestReadModelJoins: rows of the three tables, in any order, make one
 // document per order; a child row is named by its key columns.
 func TestReadModelJoins(t *testing.T) {
-	h := topotest.New(t, topologies.New("summaries", summaryModel()))
+	model, topo := summaries()
+	h := topotest.New(t, topo)
 	os, is, cs := feeds(h)
 	is.Insert(item{OrderID: 1, Line: 1, Qty: 2}) // before its order
 	os.Insert(newOrder(1, 7, "new", 10))         // before its customer
@@ -78,25 +80,25 @@ func TestReadModelJoins(t *testing.T) {
 		"1": {ID: 1, Status: "new", Customer: "Ada", Items: 2, Qty: 5},
 		"2": {ID: 2, Status: "new"},
 	}
-	if got := documents(h); !reflect.DeepEqual(got, want) {
+	if got := topotest.ReadModelDocuments(h, model); !reflect.DeepEqual(got, want) {
 		t.Fatalf("documents %+v, want %+v", got, want)
 	}
-	if got, ok := topotest.ReadModelDocument[summary](h, "summary", "1"); !ok || got != want["1"] {
+	if got, ok := topotest.ReadModelDocument(h, model, "1"); !ok || got != want["1"] {
 		t.Fatalf("ReadModelDocument(1) = %+v, %v", got, ok)
 	}
-	if _, ok := topotest.ReadModelDocument[summary](h, "summary", "3"); ok {
+	if _, ok := topotest.ReadModelDocument(h, model, "3"); ok {
 		t.Fatal("a document for an order never fed")
 	}
-	st := h.ReadModelState("summary", "1")
-	if keys := slices.Sorted(maps.Keys(st.Children["shop.public.items"])); !reflect.DeepEqual(keys, []string{"line=1,order_id=1", "line=2,order_id=1"}) {
-		t.Fatalf("child keys %v", keys)
-	}
+	st, ok := topotest.ReadModelStateOf(h, model, "1")
 	// Four rows made the document: the first item, the order, the
 	// customer's row joining, the second item.
-	if st.Revision != 4 {
-		t.Fatalf("revision %d, want 4", st.Revision)
+	if !ok || st.Revision != 4 || st.RootDeleted {
+		t.Fatalf("state %+v, %v; want revision 4", st, ok)
 	}
-	if h.ReadModelState("summary", "9") != nil {
+	if doc, _ := model.Document(st.Document); doc != want["1"] {
+		t.Fatalf("state's document %s, want %+v", st.Document, want["1"])
+	}
+	if _, ok := topotest.ReadModelStateOf(h, model, "9"); ok {
 		t.Fatal("a state for an order never fed")
 	}
 }
@@ -105,7 +107,8 @@ func TestReadModelJoins(t *testing.T) {
 // each of their orders, and an order that moves to another customer leaves
 // the first one's.
 func TestReadModelReferenceReachesEveryDocument(t *testing.T) {
-	h := topotest.New(t, topologies.New("summaries", summaryModel()))
+	model, topo := summaries()
+	h := topotest.New(t, topo)
 	os, _, cs := feeds(h)
 	cs.Insert(customer{ID: 7, Name: "Ada"})
 	cs.Insert(customer{ID: 8, Name: "Linus"})
@@ -121,13 +124,13 @@ func TestReadModelReferenceReachesEveryDocument(t *testing.T) {
 		"2": {ID: 2, Status: "paid"},
 		"3": {ID: 3, Status: "new"},
 	}
-	if got := documents(h); !reflect.DeepEqual(got, want) {
+	if got := topotest.ReadModelDocuments(h, model); !reflect.DeepEqual(got, want) {
 		t.Fatalf("documents %+v, want %+v", got, want)
 	}
 	cs.Insert(customer{ID: 8, Name: "Linus T."})
 	want["2"] = summary{ID: 2, Status: "paid", Customer: "Linus T."}
 	want["3"] = summary{ID: 3, Status: "new", Customer: "Linus T."}
-	if got := documents(h); !reflect.DeepEqual(got, want) {
+	if got := topotest.ReadModelDocuments(h, model); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after the customer came back: documents %+v, want %+v", got, want)
 	}
 }
@@ -136,7 +139,8 @@ func TestReadModelReferenceReachesEveryDocument(t *testing.T) {
 // leaves one document for another; deleted rows leave their documents, and
 // a deleted order's document is gone for good.
 func TestReadModelChildMovesAndDeletes(t *testing.T) {
-	h := topotest.New(t, topologies.New("summaries", summaryModel()))
+	model, topo := summaries()
+	h := topotest.New(t, topo)
 	os, is, _ := feeds(h)
 	os.Insert(newOrder(1, 7, "new", 10))
 	os.Insert(newOrder(2, 7, "new", 20))
@@ -153,30 +157,33 @@ func TestReadModelChildMovesAndDeletes(t *testing.T) {
 	os2.Insert(newOrder(1, 7, "new", 10))
 	os2.Insert(newOrder(2, 7, "new", 20))
 	is2.Insert(item{OrderID: 9, Line: 1, Qty: 1})
-	if got := topotest.ReadModelDocuments[summary](h2, "summary"); got["1"].Items != 1 || got["2"].Items != 0 {
+	if got := topotest.ReadModelDocuments(h2, moving); got["1"].Items != 1 || got["2"].Items != 0 {
 		t.Fatalf("before the move: %+v", got)
 	}
 	is2.Update(item{OrderID: 9, Line: 1, Qty: 2})
-	if got := topotest.ReadModelDocuments[summary](h2, "summary"); got["1"].Items != 0 || got["2"].Items != 1 {
+	if got := topotest.ReadModelDocuments(h2, moving); got["1"].Items != 0 || got["2"].Items != 1 {
 		t.Fatalf("after the move: %+v", got)
 	}
 	is2.Delete(item{OrderID: 9, Line: 1})
-	if got := topotest.ReadModelDocuments[summary](h2, "summary"); got["1"].Items != 0 || got["2"].Items != 0 {
+	if got := topotest.ReadModelDocuments(h2, moving); got["1"].Items != 0 || got["2"].Items != 0 {
 		t.Fatalf("after the delete: %+v", got)
 	}
 
 	is.Delete(item{OrderID: 1, Line: 1})
 	os.Delete(order{ID: 2})
-	if got, want := documents(h), map[string]summary{"1": {ID: 1, Status: "new"}}; !reflect.DeepEqual(got, want) {
+	if got, want := topotest.ReadModelDocuments(h, model), map[string]summary{"1": {ID: 1, Status: "new"}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("documents %+v, want %+v", got, want)
 	}
 	// The deleted order keeps its state, without a document, so that a
 	// replay does not bring it back.
-	if st := h.ReadModelState("summary", "2"); st == nil || st.Document != nil || st.Root == nil || st.Root.Row != nil {
-		t.Fatalf("state of the deleted order: %+v", st)
+	if st, ok := topotest.ReadModelStateOf(h, model, "2"); !ok || st.Document != nil || !st.RootDeleted {
+		t.Fatalf("state of the deleted order: %+v, %v", st, ok)
+	}
+	if st, _ := topotest.ReadModelStateOf(h, model, "1"); st.RootDeleted {
+		t.Fatalf("state of a live order: %+v", st)
 	}
 	h.Replay()
-	if got := documents(h); len(got) != 1 {
+	if got := topotest.ReadModelDocuments(h, model); len(got) != 1 {
 		t.Fatalf("after a replay: documents %+v", got)
 	}
 }
@@ -185,7 +192,8 @@ func TestReadModelChildMovesAndDeletes(t *testing.T) {
 // replay of every topic, leave every state as it was, and count as
 // duplicates of the model stage.
 func TestReadModelRedeliveryAndReplay(t *testing.T) {
-	h := topotest.New(t, topologies.New("summaries", summaryModel()))
+	model, topo := summaries()
+	h := topotest.New(t, topo)
 	os, is, cs := feeds(h)
 	var sent []topotest.Record
 	sent = append(sent,
@@ -199,9 +207,9 @@ func TestReadModelRedeliveryAndReplay(t *testing.T) {
 		os.Delete(order{ID: 2}),
 	)
 	states := func() string {
-		all := map[string]*topologies.ModelState{}
+		all := map[string]topotest.ReadModelState{}
 		for _, k := range []string{"1", "2"} {
-			all[k] = h.ReadModelState("summary", k)
+			all[k], _ = topotest.ReadModelStateOf(h, model, k)
 		}
 		b, err := json.Marshal(all)
 		if err != nil {
@@ -209,7 +217,7 @@ func TestReadModelRedeliveryAndReplay(t *testing.T) {
 		}
 		return string(b)
 	}
-	before, docs, stats := states(), documents(h), h.Stats()
+	before, docs, stats := states(), topotest.ReadModelDocuments(h, model), h.Stats()
 	if want := map[string]summary{"1": {ID: 1, Status: "paid", Customer: "Linus", Items: 1, Qty: 4}}; !reflect.DeepEqual(docs, want) {
 		t.Fatalf("documents %+v, want %+v", docs, want)
 	}
@@ -217,7 +225,7 @@ func TestReadModelRedeliveryAndReplay(t *testing.T) {
 		t.Fatalf("stats %+v before any redelivery", stats)
 	}
 	h.Redeliver(sent...)
-	// Only the root rows reach the model stage again: the index stage drops
+	// Only the root rows reach the model stage again: the join stage drops
 	// the children's and references' changes it has applied, uncounted.
 	if got := h.Stats(); got.Duplicates != 4 || got.Changes != stats.Changes+4 {
 		t.Fatalf("after a redelivery: stats %+v, were %+v", got, stats)
@@ -226,7 +234,7 @@ func TestReadModelRedeliveryAndReplay(t *testing.T) {
 	if after := states(); after != before {
 		t.Fatalf("states changed\nbefore %s\nafter  %s", before, after)
 	}
-	if got := documents(h); !maps.Equal(got, docs) {
+	if got := topotest.ReadModelDocuments(h, model); !maps.Equal(got, docs) {
 		t.Fatalf("documents %+v, were %+v", got, docs)
 	}
 	if got := h.Stats(); got.Changes-got.Duplicates != stats.Changes || got.DeadLetters != 0 {
@@ -239,7 +247,7 @@ func TestReadModelRedeliveryAndReplay(t *testing.T) {
 // read model's table changes nothing.
 func TestReadModelSearch(t *testing.T) {
 	model := summaryModel()
-	h := topotest.New(t, topologies.New("summaries", model, topologies.IndexReadModel[summary](model, "summaries", nil)))
+	h := topotest.New(t, topologies.New("summaries", model, topologies.IndexReadModel(model, "summaries", nil)))
 	os, is, cs := feeds(h)
 	os.Insert(newOrder(1, 7, "new", 10))
 	is.Insert(item{OrderID: 2, Line: 1, Qty: 1}) // a state without a document
@@ -250,11 +258,11 @@ func TestReadModelSearch(t *testing.T) {
 	}
 	for _, key := range []string{"1", "2"} {
 		d, ok := h.Document("summaries", key)
-		st := h.ReadModelState("summary", key)
+		st, _ := topotest.ReadModelStateOf(h, model, key)
 		if !ok || d.Version != st.Revision || d.Position != st.Version || string(d.Source) != string(st.Document) {
 			t.Fatalf("document %s %+v (%s), state revision %d version %s %s", key, d, d.Source, st.Revision, st.Version, st.Document)
 		}
-		if want, _ := topotest.ReadModelDocument[summary](h, "summary", key); d.Value != want {
+		if want, _ := topotest.ReadModelDocument(h, model, key); d.Value != want {
 			t.Fatalf("document %s value %+v, want %+v", key, d.Value, want)
 		}
 	}
@@ -273,27 +281,24 @@ func TestReadModelSearch(t *testing.T) {
 	}
 }
 
-// TestReadModelAccessorsFailTheTest: a read model the topology lacks, or
-// the wrong document type, fails the test.
+// TestReadModelAccessorsFailTheTest: reading a read model the topology
+// lacks fails the test.
 func TestReadModelAccessorsFailTheTest(t *testing.T) {
 	topo := func() *topologies.Topology { return topologies.New("summaries", summaryModel()) }
+	other := topologies.ReadModel[summary]("other",
+		topologies.Root(orders, func(o order) string { return strconv.FormatInt(o.ID, 10) }, func(*summary, order) {}))
+	const want = "topology summaries has no read model other (it has: summary)"
 	for _, tc := range []struct {
 		name string
-		f    func(t topotest.T)
-		want string
+		f    func(h *topotest.Harness)
 	}{
-		{"no such read model", func(t topotest.T) {
-			topotest.ReadModelDocuments[summary](topotest.New(t, topo()), "other")
-		}, "topology summaries has no read model other (it has: summary)"},
-		{"another document type", func(t topotest.T) {
-			h := topotest.New(t, topo())
-			topotest.Table(h, orders).Insert(newOrder(1, 7, "new", 10))
-			topotest.ReadModelDocuments[order](h, "summary")
-		}, "read model summary keeps documents of type *topotest_test.summary, not *topotest_test.order"},
+		{"ReadModelDocument", func(h *topotest.Harness) { topotest.ReadModelDocument(h, other, "1") }},
+		{"ReadModelDocuments", func(h *topotest.Harness) { topotest.ReadModelDocuments(h, other) }},
+		{"ReadModelStateOf", func(h *topotest.Harness) { topotest.ReadModelStateOf(h, other, "1") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if msg := failure(tc.f); !strings.Contains(msg, tc.want) {
-				t.Fatalf("failure %q, want it to contain %q", msg, tc.want)
+			if msg := failure(func(t topotest.T) { tc.f(topotest.New(t, topo())) }); !strings.Contains(msg, want) {
+				t.Fatalf("failure %q, want it to contain %q", msg, want)
 			}
 		})
 	}

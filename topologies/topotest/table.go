@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/topologies"
 )
 
@@ -73,30 +74,30 @@ func Table[T any](h *Harness, table topologies.Table[T], opts ...TableOption) *R
 	for _, o := range opts {
 		o.applyTable(&c)
 	}
-	if _, ok := h.nodes[table.Topic]; !ok {
-		h.t.Fatalf("topotest: topology %s reads no topic %s (it reads %s)", h.topo.Name, table.Topic, strings.Join(h.inputs(), ", "))
+	if _, ok := h.nodes[string(table.Topic)]; !ok {
+		h.t.Fatalf("topotest: topology %s reads no topic %s (it reads %s)", h.topo.Name, string(table.Topic), strings.Join(h.inputs(), ", "))
 	}
 	columns, err := table.Row(*new(T))
 	if err != nil {
-		h.t.Fatalf("topotest: table %s: %v", table.Topic, err)
+		h.t.Fatalf("topotest: table %s: %v", string(table.Topic), err)
 	}
 	if len(c.key) == 0 {
-		h.t.Fatalf("topotest: table %s: no key columns; name them with topotest.Key", table.Topic)
+		h.t.Fatalf("topotest: table %s: no key columns; name them with topotest.Key", string(table.Topic))
 	}
 	for _, k := range c.key {
 		if _, ok := columns[k]; !ok {
 			h.t.Fatalf("topotest: table %s: %T has no column %s to key rows by; name the primary-key columns with topotest.Key (columns: %s)",
-				table.Topic, *new(T), k, strings.Join(sortedKeys(columns), ", "))
+				string(table.Topic), *new(T), k, strings.Join(sortedKeys(columns), ", "))
 		}
 	}
 	r := &Rows[T]{h: h, table: table, key: c.key, full: c.full}
 	// The topic is <prefix>.<schema>.<table>; the prefix may hold dots.
-	parts := strings.Split(table.Topic, ".")
+	parts := strings.Split(string(table.Topic), ".")
 	if n := len(parts); n >= 3 {
 		r.prefix, r.schema, r.name = strings.Join(parts[:n-2], "."), parts[n-2], parts[n-1]
 	}
-	if h.current[table.Topic] == nil {
-		h.current[table.Topic] = map[string]change.Row{}
+	if h.current[string(table.Topic)] == nil {
+		h.current[string(table.Topic)] = map[string]change.Row{}
 	}
 	return r
 }
@@ -154,6 +155,35 @@ func (r *Rows[T]) Read(row T, opts ...ChangeOption) Record {
 	return r.h.must(r.send(change.OpRead, row, opts))
 }
 
+// Truncate feeds a truncate of the table (op t), as capture publishes it
+// when its SkippedOperations leave truncates in: no key, neither before nor
+// after. The processors take it as the delete of every row of the table
+// changed before it where they can (Metrics, Index nodes), and dead-letter
+// it where they cannot (Events nodes, read models); the harness mirrors
+// them.
+func (r *Rows[T]) Truncate(opts ...ChangeOption) Record {
+	r.h.helper.Helper()
+	var c changeConfig
+	for _, o := range opts {
+		o.applyChange(&c)
+	}
+	pos := r.h.position(change.OpTruncate, c.pos)
+	var ms int64
+	if !c.committed.IsZero() {
+		ms = c.committed.UnixMilli()
+	}
+	xid := int64(pos.CommitLSN)
+	ev := &change.Event{Op: change.OpTruncate, Position: pos, TsMs: ms, Source: change.Source{
+		Version: "topotest", Connector: "postgresql", Name: r.prefix, TsMs: ms, TsUs: ms * 1000, TsNs: ms * 1_000_000,
+		Snapshot: "false", Sequence: change.SequenceFor(pos.CommitLSN, pos.CommitLSN), Schema: r.schema, Table: r.name,
+		LSN: pos.CommitLSN, TxID: xid,
+	}, Transaction: &change.Transaction{ID: fmt.Sprintf("%d:%d", xid, uint64(pos.CommitLSN)), TotalOrder: int64(pos.Index), DataCollectionOrder: int64(pos.Index)}}
+	clear(r.h.current[string(r.table.Topic)])
+	rec := Record{Topic: string(r.table.Topic), Event: ev}
+	r.h.history = append(r.h.history, rec.clone())
+	return r.h.must(rec, r.h.deliver(rec))
+}
+
 func (r *Rows[T]) send(op change.Op, v T, opts []ChangeOption) (Record, error) {
 	var c changeConfig
 	for _, o := range opts {
@@ -161,7 +191,7 @@ func (r *Rows[T]) send(op change.Op, v T, opts []ChangeOption) (Record, error) {
 	}
 	row, err := r.table.Row(v)
 	if err != nil {
-		return Record{}, fmt.Errorf("change (op %s) to %s: %w", op, r.table.Topic, err)
+		return Record{}, fmt.Errorf("change (op %s) to %s: %w", op, string(r.table.Topic), err)
 	}
 	key := make(change.Row, len(r.key))
 	for _, k := range r.key {
@@ -188,8 +218,8 @@ func (r *Rows[T]) send(op change.Op, v T, opts []ChangeOption) (Record, error) {
 		ev.Source.TxID = xid
 		ev.Transaction = &change.Transaction{ID: fmt.Sprintf("%d:%d", xid, uint64(pos.CommitLSN)), TotalOrder: int64(pos.Index), DataCollectionOrder: int64(pos.Index)}
 	}
-	rows := r.h.current[r.table.Topic]
-	id := identity(r.table.Topic, key)
+	rows := r.h.current[string(r.table.Topic)]
+	id := engine.RowIdentity(string(r.table.Topic), key)
 	switch op {
 	case change.OpCreate, change.OpRead:
 		ev.After = row
@@ -212,7 +242,7 @@ func (r *Rows[T]) send(op change.Op, v T, opts []ChangeOption) (Record, error) {
 		}
 		delete(rows, id)
 	}
-	rec := Record{Topic: r.table.Topic, Key: key, Event: ev}
+	rec := Record{Topic: string(r.table.Topic), Key: key, Event: ev}
 	r.h.history = append(r.h.history, rec.clone())
 	return rec, r.h.deliver(rec)
 }
