@@ -1,14 +1,13 @@
 package processors
 
 import (
-	"bytes"
-	"fmt"
-	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/cdcflow/cdcflow/change"
-	"github.com/cdcflow/cdcflow/serde"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
+	"golang.org/x/time/rate"
 )
 
 // The headers of a dead-letter record; its value is the original record's
@@ -19,35 +18,9 @@ const (
 	HeaderPartition = "cdcflow.partition"
 	HeaderOffset    = "cdcflow.offset"
 	HeaderPosition  = "cdcflow.position"
+	// HeaderGroup names the consumer group that dead-lettered the record.
+	HeaderGroup = "cdcflow.group"
 )
-
-// rawEvent is a change record as the dead-letter path needs it: the decoded
-// event and the bytes it came from. A record that cannot be decoded has err
-// set, so that it goes to the dead-letter topic instead of stopping goka.
-type rawEvent struct {
-	raw []byte
-	ev  *change.Event // nil for a tombstone
-	err error
-}
-
-// rawEventCodec decodes change envelopes keeping their bytes.
-type rawEventCodec struct{ events serde.EventCodec }
-
-func (c rawEventCodec) Encode(v any) ([]byte, error) { return c.events.Encode(v) }
-
-func (c rawEventCodec) Decode(data []byte) (any, error) {
-	m := &rawEvent{raw: bytes.Clone(data)}
-	if data == nil {
-		return m, nil
-	}
-	v, err := c.events.Decode(data)
-	if err != nil {
-		m.err = fmt.Errorf("decode change envelope: %w", err)
-		return m, nil
-	}
-	m.ev, _ = v.(*change.Event)
-	return m, nil
-}
 
 // deadLetterEdge is the output edge of the processor's dead-letter topic.
 func (p *Processor) deadLetterEdge() goka.Edge {
@@ -55,20 +28,31 @@ func (p *Processor) deadLetterEdge() goka.Edge {
 }
 
 // deadLetter sends the record being processed to the dead-letter topic with
-// cause and where it came from in its headers. Goka commits the record's
-// offset only once the dead letter is written, so no change is lost.
-func (p *Processor) deadLetter(gctx goka.Context, raw []byte, pos *change.Position, cause error) {
-	h := goka.Headers{
-		HeaderError:     []byte(cause.Error()),
-		HeaderTopic:     []byte(gctx.Topic()),
-		HeaderPartition: []byte(strconv.FormatInt(int64(gctx.Partition()), 10)),
-		HeaderOffset:    []byte(strconv.FormatInt(gctx.Offset(), 10)),
-	}
-	if pos != nil {
-		h[HeaderPosition] = []byte(pos.String())
-	}
+// cause and where it came from in its headers, and counts it under reason.
+// Goka commits the record's offset only once the dead letter is written, so
+// no record is lost. The log says so for the first records, then once every
+// ten seconds with how many followed.
+func (p *Processor) deadLetter(gctx goka.Context, raw []byte, pos *change.Position, reason string, cause error) {
+	h := newDeadLetterRecord(gctx, raw, pos).header
+	h[HeaderError] = []byte(cause.Error())
 	gctx.Emit(goka.Stream(p.cfg.DeadLetterTopic), gctx.Key(), raw, goka.WithCtxEmitHeaders(h))
-	p.deadLetters.Add(1)
-	p.cfg.Logger.Error("change sent to the dead-letter topic", "topic", gctx.Topic(), "partition", gctx.Partition(),
-		"offset", gctx.Offset(), "dead_letter_topic", p.cfg.DeadLetterTopic, "err", cause)
+	p.counters.deadLetter(string(gctx.Topic()), reason)
+	p.deadLetterLog.unlogged.Add(1)
+	p.deadLetterLog.Do(func() {
+		p.cfg.Logger.Error("record sent to the dead-letter topic", "topology", p.topo.Name, "reason", reason,
+			"topic", gctx.Topic(), "partition", gctx.Partition(), "offset", gctx.Offset(),
+			"dead_letter_topic", p.cfg.DeadLetterTopic, "err", cause,
+			"dead_letters_since_last_line", p.deadLetterLog.unlogged.Swap(0))
+	})
+}
+
+// rateLimitedLog runs its Do function for the first ten calls, then once
+// every ten seconds; unlogged counts the calls since the last one that ran.
+type rateLimitedLog struct {
+	rate.Sometimes
+	unlogged atomic.Int64
+}
+
+func newRateLimitedLog() *rateLimitedLog {
+	return &rateLimitedLog{Sometimes: rate.Sometimes{First: 10, Interval: 10 * time.Second}}
 }

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/internal/testenv"
+	"github.com/cdcflow/cdcflow/processors/searchindex"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/cdcflow/cdcflow/topologies/topotest"
@@ -49,6 +51,9 @@ var conformTable = &change.Table{Schema: "public", Name: "orders", Columns: []ch
 
 var conformOrders = topologies.TableOf[conformOrder]("shop", "public", "orders")
 
+// conformEvents is the topic the conform tests' Events nodes write.
+var conformEvents = topologies.EventTopicOf("events.Order", conformCreated{}, conformStatusChanged{}, conformDeleted{})
+
 type (
 	conformCreated struct {
 		OrderID   int64
@@ -72,16 +77,16 @@ func conformDerive(c topologies.Change[conformOrder]) []topologies.Event {
 	switch c.Op {
 	case change.OpCreate, change.OpRead:
 		o := c.After
-		return []topologies.Event{{Type: "OrderCreated", AggregateID: strconv.FormatInt(o.ID, 10),
+		return []topologies.Event{{AggregateID: strconv.FormatInt(o.ID, 10),
 			Data: conformCreated{o.ID, o.Status, o.Amount, o.Note, o.CreatedAt}}}
 	case change.OpUpdate:
 		if c.Before == nil || c.Before.Status == c.After.Status {
 			return nil
 		}
-		return []topologies.Event{{Type: "StatusChanged", AggregateID: strconv.FormatInt(c.After.ID, 10),
+		return []topologies.Event{{AggregateID: strconv.FormatInt(c.After.ID, 10),
 			Data: conformStatusChanged{c.After.ID, c.Before.Status, c.After.Status}}}
 	case change.OpDelete:
-		return []topologies.Event{{Type: "OrderDeleted", AggregateID: strconv.FormatInt(c.Before.ID, 10),
+		return []topologies.Event{{AggregateID: strconv.FormatInt(c.Before.ID, 10),
 			Data: conformDeleted{c.Before.ID, c.Before.Status, c.Before.Amount}}}
 	}
 	return nil
@@ -152,24 +157,8 @@ func conformScript(h *topotest.Harness, deliver func(rec topotest.Record)) {
 // function that writes records to its input as capture would: Avro
 // envelopes and keys through the registry, tombstones after deletes.
 func gokaInput(t *testing.T, p *Processor, tt *tester.Tester, enc *serde.Encoder) func(topotest.Record) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, len(p.gokas))
-	for _, g := range p.gokas {
-		go func() { done <- g.Run(ctx) }()
-	}
-	t.Cleanup(func() {
-		cancel()
-		for range p.gokas {
-			if err := <-done; err != nil {
-				t.Errorf("processor: %v", err)
-			}
-		}
-	})
-	tt.Catchup()
-	producer, err := tt.EmitterProducerBuilder()(nil, "capture", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
+	producer := runOnTester(t, p, tt)
 	return func(rec topotest.Record) {
 		t.Helper()
 		var e serde.Encoded
@@ -189,6 +178,45 @@ func gokaInput(t *testing.T, p *Processor, tt *tester.Tester, enc *serde.Encoder
 	}
 }
 
+// onTester builds a processor of topo on a new goka tester.
+func onTester(t *testing.T, topo *topologies.Topology, cfg Config) (*Processor, *tester.Tester) {
+	t.Helper()
+	tt := tester.New(t)
+	cfg.Tester = tt
+	p, err := NewProcessor(topo, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, tt
+}
+
+// runOnTester runs p on its goka tester until the test ends, and returns a
+// producer that writes to the tester's topics once p runs.
+func runOnTester(t *testing.T, p *Processor, tt *tester.Tester) goka.Producer {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor: %v", err)
+		}
+	})
+	for !p.Ready() {
+		select {
+		case err := <-done:
+			t.Fatalf("processor: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	tt.Catchup()
+	producer, err := tt.EmitterProducerBuilder()(nil, "capture", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return producer
+}
+
 func fakeRegistry(t *testing.T) *sr.Client {
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
@@ -204,13 +232,8 @@ func fakeRegistry(t *testing.T) *sr.Client {
 func TestHarnessEventsAgreeWithTheProcessor(t *testing.T) {
 	reg := fakeRegistry(t)
 	enc, dec := serde.NewEncoder(reg, "shop"), serde.NewDecoder(reg)
-	topo := topologies.New("conform-events", topologies.Events(conformOrders, "events.Order", conformDerive))
-	tt := tester.New(t)
-	p, err := NewProcessor(topo, Config{Brokers: []string{"tester"}, Decoder: dec, Encoder: enc,
-		GokaOptions: []goka.ProcessorOption{goka.WithTester(tt)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := topologies.New("conform-events", topologies.Events(conformOrders, conformEvents, conformDerive))
+	p, tt := onTester(t, topo, Config{Decoder: dec, Encoder: enc})
 	emitted := tt.NewQueueTracker("events.Order")
 	h := topotest.New(t, topo)
 	conformScript(h, gokaInput(t, p, tt, enc))
@@ -261,25 +284,11 @@ func TestHarnessEventsAgreeWithTheProcessor(t *testing.T) {
 // against the real Redis: every series, ranking and TTL ends as the
 // harness's.
 func TestHarnessMetricsAgreeWithRedis(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
-	defer rdb.Close()
+	rdb, prefix := testRedis(t, "topotest")
 	reg := fakeRegistry(t)
 	enc, dec := serde.NewEncoder(reg, "shop"), serde.NewDecoder(reg)
-	prefix := fmt.Sprintf("topotest-%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := rdb.Keys(ctx, prefix+":*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	})
 	topo := topologies.New("conform-metrics", topologies.Metrics(conformOrders, conformMeasure))
-	tt := tester.New(t)
-	p, err := NewProcessor(topo, Config{Brokers: []string{"tester"}, Decoder: dec, Redis: rdb, KeyPrefix: prefix,
-		GokaOptions: []goka.ProcessorOption{goka.WithTester(tt)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, tt := onTester(t, topo, Config{Decoder: dec, Redis: rdb, KeyPrefix: prefix})
 	h := topotest.New(t, topo)
 	conformScript(h, gokaInput(t, p, tt, enc))
 
@@ -316,6 +325,22 @@ func TestHarnessMetricsAgreeWithRedis(t *testing.T) {
 	}
 }
 
+// testRedis returns a client of the services' Redis and a key prefix of
+// the test's own, whose keys are deleted when the test ends.
+func testRedis(t *testing.T, name string) (*redis.Client, string) {
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	prefix := fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := rdb.Keys(ctx, prefix+":*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+		rdb.Close()
+	})
+	return rdb, prefix
+}
+
 // conformDocument is the document of an order; an order whose status is
 // "lost" has no id, so its change goes to the dead letters.
 func conformDocument(o conformOrder) (string, any) {
@@ -329,25 +354,11 @@ func conformDocument(o conformOrder) (string, any) {
 // tester against the real Elasticsearch: every document, its version and
 // the dead letters end as the harness's.
 func TestHarnessIndexAgreesWithElasticsearch(t *testing.T) {
-	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{testenv.ESURL(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	index := fmt.Sprintf("topotest-%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		if res, err := (esapi.IndicesDeleteRequest{Index: []string{index}}).Do(context.Background(), es); err == nil {
-			drain(res)
-		}
-	})
+	es, index := testIndex(t, "topotest")
 	reg := fakeRegistry(t)
 	enc, dec := serde.NewEncoder(reg, "shop"), serde.NewDecoder(reg)
 	topo := topologies.New("conform-search", topologies.Index(conformOrders, index, conformDocument))
-	tt := tester.New(t)
-	p, err := NewProcessor(topo, Config{Brokers: []string{"tester"}, Decoder: dec, Elasticsearch: es,
-		GokaOptions: []goka.ProcessorOption{goka.WithTester(tt)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, tt := onTester(t, topo, Config{Decoder: dec, Elasticsearch: es})
 	dead := tt.NewQueueTracker(p.cfg.DeadLetterTopic)
 	h := topotest.New(t, topo)
 	conformScript(h, gokaInput(t, p, tt, enc))
@@ -355,26 +366,7 @@ func TestHarnessIndexAgreesWithElasticsearch(t *testing.T) {
 	if docs := h.Documents(index); len(docs) != 2 {
 		t.Fatalf("the harness holds %d documents; the script should leave orders 2 and 3", len(docs))
 	}
-	ctx := context.Background()
-	for _, id := range []string{"1", "2", "3"} {
-		res, err := esapi.GetRequest{Index: index, DocumentID: id}.Do(ctx, es)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got struct {
-			Found   bool            `json:"found"`
-			Version int64           `json:"_version"`
-			Source  json.RawMessage `json:"_source"`
-		}
-		if err := json.Unmarshal([]byte(readAll(res)), &got); err != nil {
-			t.Fatal(err)
-		}
-		want, ok := h.Document(index, id)
-		version, _ := SearchVersion(want.Position)
-		if got.Found != ok || ok && (got.Version != version || string(got.Source) != string(want.Source)) {
-			t.Errorf("document %s: Elasticsearch found=%v v%d %s; harness found=%v v%d %s", id, got.Found, got.Version, got.Source, ok, version, want.Source)
-		}
-	}
+	checkDocuments(t, es, h, index, "1", "2", "3")
 	var deadPositions []string
 	for {
 		headers, _, _, ok := dead.NextRawWithHeaders()
@@ -392,6 +384,50 @@ func TestHarnessIndexAgreesWithElasticsearch(t *testing.T) {
 	}
 	if got, want := p.Stats(), h.Stats(); got != (Stats(want)) {
 		t.Errorf("processor stats %+v, harness %+v", got, want)
+	}
+}
+
+// testIndex returns a client of the services' Elasticsearch and an index
+// name of the test's own, deleted when the test ends.
+func testIndex(t *testing.T, name string) (*elasticsearch.Client, string) {
+	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{testenv.ESURL(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
+	t.Cleanup(func() {
+		if res, err := (esapi.IndicesDeleteRequest{Index: []string{index}}).Do(context.Background(), es); err == nil {
+			res.Body.Close()
+		}
+	})
+	return es, index
+}
+
+// checkDocuments checks that documents ids of index are in Elasticsearch
+// as the harness holds them: there or not, at the same version, with the
+// same source.
+func checkDocuments(t *testing.T, es *elasticsearch.Client, h *topotest.Harness, index string, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		res, err := esapi.GetRequest{Index: index, DocumentID: id}.Do(context.Background(), es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Found   bool            `json:"found"`
+			Version int64           `json:"_version"`
+			Source  json.RawMessage `json:"_source"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&got)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, ok := h.Document(index, id)
+		version, _ := searchindex.Version(want.Position)
+		if got.Found != ok || ok && (got.Version != version || string(got.Source) != string(want.Source)) {
+			t.Errorf("document %s: Elasticsearch found=%v v%d %s; harness found=%v v%d %s", id, got.Found, got.Version, got.Source, ok, version, want.Source)
+		}
 	}
 }
 
@@ -416,24 +452,23 @@ func TestHarnessReadModelAgreesWithTheProcessor(t *testing.T) {
 			s.ID, s.Status, s.Amount = o.ID, o.Status, o.Amount.FloatString(2)
 		}))
 	topo := topologies.New("conform-model", model)
-	tt := tester.New(t)
-	p, err := NewProcessor(topo, Config{Brokers: []string{"tester"}, Decoder: dec,
-		GokaOptions: []goka.ProcessorOption{goka.WithTester(tt)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, tt := onTester(t, topo, Config{Decoder: dec})
 	h := topotest.New(t, topo)
 	conformScript(h, gokaInput(t, p, tt, enc))
 
-	if docs := topotest.ReadModelDocuments[conformSummary](h, "summary"); len(docs) != 2 {
+	if docs := topotest.ReadModelDocuments(h, model); len(docs) != 2 {
 		t.Fatalf("the harness holds %d documents; the script should leave orders 2 and 3", len(docs))
 	}
-	table := goka.GroupTable(ReadModelGroup(topo.Name, model))
+	table := ReadModelTable(topo.Name, model)
 	for _, id := range []string{"1", "2", "3"} {
-		got, _ := json.Marshal(tt.TableValue(table, id))
-		want, _ := json.Marshal(h.ReadModelState("summary", id))
-		if string(got) != string(want) {
-			t.Errorf("state %s: processor %s, harness %s", id, got, want)
+		st, _ := tt.TableValue(table, id).(*engine.ModelState)
+		want, _ := topotest.ReadModelStateOf(h, model, id)
+		got := topotest.ReadModelState{}
+		if st != nil {
+			got = topotest.ReadModelState{Document: st.Document, Version: st.Version, Revision: st.Revision, RootDeleted: st.Root != nil && st.Root.Row == nil}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("state %s: processor %+v, harness %+v", id, got, want)
 		}
 	}
 	if got, want := p.Stats(), h.Stats(); got != (Stats(want)) || want.Duplicates == 0 {

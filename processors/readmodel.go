@@ -3,17 +3,16 @@ package processors
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
+	"time"
 
-	"github.com/cdcflow/cdcflow/change"
-	"github.com/cdcflow/cdcflow/serde"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/lovoo/goka"
 )
 
 // Read models run as goka groups of their own, next to the topology's:
 //
-//	<group>-<name>-index  reads the children and reference tables (and the
+//	<group>-<name>-join   reads the children and reference tables (and the
 //	                      root table, for what it references), keeps who
 //	                      belongs to whom in its table, and emits the rows
 //	                      each document is made of to <group>-<name>-updates;
@@ -26,158 +25,168 @@ import (
 // model's own keys, and goka's partitioner places both loopback and table
 // keys alike.
 
-// ReadModelGroup returns the goka group that keeps node's documents in its
-// table (goka.GroupTable of it), for a topology run under group (the
-// topology's name unless [Config.Group] says otherwise).
-func ReadModelGroup(group string, node *topologies.ReadModelNode) goka.Group {
-	return goka.Group(group + "-" + node.Name())
+// ReadModelTable returns the goka table that keeps model's documents when its
+// topology runs under group (Config.Group, or the topology's name): its
+// values are the read model's states as JSON (package views reads them,
+// views.ReadModel).
+func ReadModelTable[V any](group string, model *topologies.ReadModelNode[V]) goka.Table {
+	return goka.Table(engine.TableTopic(engine.ReadModelGroup(group, model.Name())))
 }
 
-// ReadModelIndexGroup returns the goka group of node's index stage, whose
-// table (values decoded by [ReadModelIndexCodec]) lists under
-// node.ReferenceKey which roots reference a row.
-func ReadModelIndexGroup(group string, node *topologies.ReadModelNode) goka.Group {
-	return goka.Group(group + "-" + node.Name() + "-index")
+// JoinTable returns the goka table of model's join stage when its topology
+// runs under group: who belongs to whom (views.Referrers reads it).
+func JoinTable[V any](group string, model *topologies.ReadModelNode[V]) goka.Table {
+	return goka.Table(engine.TableTopic(engine.JoinGroup(group, model.Name())))
 }
 
-func readModelUpdates(group string, node *topologies.ReadModelNode) goka.Stream {
-	return goka.Stream(group + "-" + node.Name() + "-updates")
-}
+// modelStateCodec is the codec of a read model's table: an
+// engine.ModelState per root key, as JSON.
+type modelStateCodec struct{}
 
-// ReadModelCodec is the goka codec of a read model's table values
-// (*topologies.ModelState), for views over it.
-type ReadModelCodec struct{}
+func (modelStateCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
 
-func (ReadModelCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
-
-func (ReadModelCodec) Decode(b []byte) (any, error) {
-	var s topologies.ModelState
+func (modelStateCodec) Decode(b []byte) (any, error) {
+	var s engine.ModelState
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("decode read model state: %w", err)
 	}
 	return &s, nil
 }
 
-// ReadModelIndexCodec is the goka codec of a read model's index table values
-// (*topologies.IndexState).
-type ReadModelIndexCodec struct{}
+// joinStateCodec is the codec of a read model's join table.
+type joinStateCodec struct{}
 
-func (ReadModelIndexCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+func (joinStateCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
 
-func (ReadModelIndexCodec) Decode(b []byte) (any, error) {
-	var s topologies.IndexState
+func (joinStateCodec) Decode(b []byte) (any, error) {
+	var s engine.JoinState
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("decode read model index state: %w", err)
+		return nil, fmt.Errorf("decode read model join state: %w", err)
 	}
 	return &s, nil
 }
 
-// jsonCodec encodes messages of type M as JSON.
-type jsonCodec[M any] struct{}
+// jsonCodec encodes the messages of a read model's internal topics as JSON,
+// and "decodes" them to their bytes: [jsonInput] decodes them in the
+// callback, where a record that does not decode goes to the dead-letter
+// topic instead of failing the partition.
+type jsonCodec struct{}
 
-func (jsonCodec[M]) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+func (jsonCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+func (jsonCodec) Decode(b []byte) (any, error) { return b, nil }
 
-func (jsonCodec[M]) Decode(b []byte) (any, error) {
-	var m M
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("decode %T: %w", m, err)
+// jsonInput returns the callback of an input of JSON messages of type M.
+func jsonInput[M any](p *Processor, handle func(goka.Context, *M)) goka.ProcessCallback {
+	return func(gctx goka.Context, msg any) {
+		raw, _ := msg.([]byte)
+		var m M
+		if err := json.Unmarshal(raw, &m); err != nil {
+			p.deadLetter(gctx, raw, nil, reasonMalformed, fmt.Errorf("decode %T: %w", m, err))
+			return
+		}
+		handle(gctx, &m)
 	}
-	return &m, nil
 }
 
-// readModelGraphs defines the goka groups of node: the index stage's (nil
+// readModelGraphs defines the goka groups of node: the join stage's (nil
 // when the read model has neither children nor references) and the model
 // stage's.
-func (p *Processor) readModelGraphs(group string, node *topologies.ReadModelNode) (index, model *goka.GroupGraph) {
-	codec := serde.EventCodec{Decoder: p.cfg.Decoder}
-	updates := readModelUpdates(group, node)
+func (p *Processor) readModelGraphs(node *engine.ReadModel) (join, model *goka.GroupGraph) {
+	updates := goka.Stream(engine.UpdatesTopic(p.group, node.Name))
 	modelEdges := []goka.Edge{
-		goka.Input(goka.Stream(node.Input()), codec, p.readModelRoot(node, false)),
-		goka.Loop(jsonCodec[topologies.ModelMsg]{}, p.readModelApply(node)),
-		goka.Persist(ReadModelCodec{}),
+		goka.Input(goka.Stream(node.Root.Topic), raw, p.changeInput(true, p.readModelRoot(node, false))),
+		goka.Loop(jsonCodec{}, jsonInput(p, p.readModelApply(node))),
+		goka.Persist(modelStateCodec{}),
+		p.deadLetterEdge(),
 	}
+	modelEdges = append(modelEdges, p.compactEdges(p.compactModel(node))...)
+	p.sweeps[engine.ReadModelGroup(p.group, node.Name)] = true
 	inputs := node.Inputs()
 	if len(inputs) == 1 {
-		return nil, goka.DefineGroup(ReadModelGroup(group, node), modelEdges...)
+		return nil, goka.DefineGroup(goka.Group(engine.ReadModelGroup(p.group, node.Name)), modelEdges...)
 	}
-	modelEdges = append(modelEdges, goka.Input(updates, jsonCodec[topologies.ModelMsg]{}, p.readModelApply(node)))
-	var indexEdges []goka.Edge
+	modelEdges = append(modelEdges, goka.Input(updates, jsonCodec{}, jsonInput(p, p.readModelApply(node))))
+	var joinEdges []goka.Edge
 	for i, topic := range inputs {
 		switch {
 		case i == 0 && node.HasReferences():
-			indexEdges = append(indexEdges, goka.Input(goka.Stream(topic), codec, p.readModelRoot(node, true)))
+			// The model stage reads the root table too, and dead-letters
+			// what cannot be read.
+			joinEdges = append(joinEdges, goka.Input(goka.Stream(topic), raw, p.changeInput(false, p.readModelRoot(node, true))))
 		case i > 0:
-			indexEdges = append(indexEdges, goka.Input(goka.Stream(topic), codec, p.readModelRoute(node, topic)))
+			joinEdges = append(joinEdges, goka.Input(goka.Stream(topic), raw, p.changeInput(true, p.readModelRoute(node, topic))))
 		}
 	}
-	indexEdges = append(indexEdges,
-		goka.Loop(jsonCodec[topologies.IndexMsg]{}, p.readModelIndex(node, updates)),
-		goka.Output(updates, jsonCodec[topologies.ModelMsg]{}),
-		goka.Persist(ReadModelIndexCodec{}))
-	return goka.DefineGroup(ReadModelIndexGroup(group, node), indexEdges...),
-		goka.DefineGroup(ReadModelGroup(group, node), modelEdges...)
+	joinEdges = append(joinEdges,
+		goka.Loop(jsonCodec{}, jsonInput(p, p.readModelJoin(node, updates))),
+		goka.Output(updates, jsonCodec{}),
+		goka.Persist(joinStateCodec{}),
+		p.deadLetterEdge())
+	joinEdges = append(joinEdges, p.compactEdges(p.compactJoin(node))...)
+	p.sweeps[engine.JoinGroup(p.group, node.Name)] = true
+	return goka.DefineGroup(goka.Group(engine.JoinGroup(p.group, node.Name)), joinEdges...),
+		goka.DefineGroup(goka.Group(engine.ReadModelGroup(p.group, node.Name)), modelEdges...)
 }
 
 // readModelRoot sends a root row's change on within a stage's group: to
 // its document (the model stage), or, with refs, what the row references
-// (the index stage).
-func (p *Processor) readModelRoot(node *topologies.ReadModelNode, refs bool) goka.ProcessCallback {
-	return func(gctx goka.Context, msg any) {
-		ev, ok := msg.(*change.Event)
-		if !ok || ev == nil {
+// (the join stage). A change the read model cannot route goes to the
+// dead-letter topic from the model stage.
+func (p *Processor) readModelRoot(node *engine.ReadModel, refs bool) func(goka.Context, changeRecord) {
+	return func(gctx goka.Context, rec changeRecord) {
+		ev := rec.ev
+		if isTruncate(ev) {
+			if !refs {
+				p.truncateUnapplicable(gctx, rec, "read model "+node.Name)
+			}
 			return
 		}
-		model, index, err := node.RouteRoot(ev)
+		model, join, err := node.RouteRoot(ev)
 		if err != nil {
-			fail(gctx, fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
+			if !refs {
+				p.deadLetter(gctx, rec.raw, &ev.Position, reasonUnapplicable,
+					fmt.Errorf("read model %s: change at %s of %s: %w", node.Name, ev.Position, ev.TableName(), err))
+			}
+			return
 		}
 		if refs {
-			gctx.Loopback(index.Key, &index.Msg)
+			gctx.Loopback(join.Key, &join.Msg)
 			return
 		}
 		gctx.Loopback(model.Key, &model.Msg)
 	}
 }
 
-// readModelRoute sends a child or referenced row's change to the index stage.
-func (p *Processor) readModelRoute(node *topologies.ReadModelNode, topic string) goka.ProcessCallback {
+// readModelRoute sends a child or referenced row's change to the join
+// stage; one it cannot route goes to the dead-letter topic.
+func (p *Processor) readModelRoute(node *engine.ReadModel, topic string) func(goka.Context, changeRecord) {
 	child := node.IsChildren(topic)
-	return func(gctx goka.Context, msg any) {
-		ev, ok := msg.(*change.Event)
-		if !ok || ev == nil {
+	return func(gctx goka.Context, rec changeRecord) {
+		ev := rec.ev
+		if isTruncate(ev) {
+			p.truncateUnapplicable(gctx, rec, "read model "+node.Name)
 			return
 		}
-		var routed topologies.Keyed[topologies.IndexMsg]
+		var routed engine.Keyed[engine.JoinMsg]
 		var err error
 		if child {
-			var key string
-			if key, err = p.keyText(gctx, topic); err == nil {
-				routed, err = node.RouteChild(topic, key, ev)
-			}
+			routed, err = node.RouteChild(topic, engine.ChildKey(rec.key), ev)
 		} else {
 			routed, err = node.RouteRef(topic, ev)
 		}
 		if err != nil {
-			fail(gctx, fmt.Errorf("read model %s: change at %s of %s: %w", node.Name(), ev.Position, ev.TableName(), err))
+			p.deadLetter(gctx, rec.raw, &ev.Position, reasonUnapplicable,
+				fmt.Errorf("read model %s: change at %s of %s: %w", node.Name, ev.Position, ev.TableName(), err))
+			return
 		}
 		gctx.Loopback(routed.Key, &routed.Msg)
 	}
 }
 
-// keyText names a row by its primary key columns, in name order: id=7.
-func (p *Processor) keyText(gctx goka.Context, topic string) (string, error) {
-	cols, err := p.keyColumns(gctx.Context(), topic, gctx.Key())
-	return strings.Join(cols, ","), err
-}
-
-func (p *Processor) readModelIndex(node *topologies.ReadModelNode, updates goka.Stream) goka.ProcessCallback {
-	return func(gctx goka.Context, msg any) {
-		m, ok := msg.(*topologies.IndexMsg)
-		if !ok {
-			return
-		}
-		st, _ := gctx.Value().(*topologies.IndexState)
-		next, loops, out, dup := node.Index(gctx.Key(), st, *m)
+func (p *Processor) readModelJoin(node *engine.ReadModel, updates goka.Stream) func(goka.Context, *engine.JoinMsg) {
+	return func(gctx goka.Context, m *engine.JoinMsg) {
+		st, _ := gctx.Value().(*engine.JoinState)
+		next, loops, out, dup := node.Join(gctx.Key(), st, *m)
 		if dup {
 			return
 		}
@@ -191,20 +200,16 @@ func (p *Processor) readModelIndex(node *topologies.ReadModelNode, updates goka.
 	}
 }
 
-func (p *Processor) readModelApply(node *topologies.ReadModelNode) goka.ProcessCallback {
-	return func(gctx goka.Context, msg any) {
-		m, ok := msg.(*topologies.ModelMsg)
-		if !ok {
-			return
-		}
-		p.changes.Add(1)
-		st, _ := gctx.Value().(*topologies.ModelState)
-		next, dup, err := node.Apply(gctx.Key(), st, *m)
+func (p *Processor) readModelApply(node *engine.ReadModel) func(goka.Context, *engine.ModelMsg) {
+	return func(gctx goka.Context, m *engine.ModelMsg) {
+		p.counters.change()
+		st, _ := gctx.Value().(*engine.ModelState)
+		next, dup, err := node.Apply(gctx.Key(), st, *m, time.Now().UnixMilli())
 		if err != nil {
-			fail(gctx, err)
+			p.fail(gctx, err)
 		}
 		if dup {
-			p.duplicates.Add(1)
+			p.counters.duplicate()
 			return
 		}
 		gctx.SetValue(next)

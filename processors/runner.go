@@ -1,25 +1,31 @@
 package processors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/cdcflow/cdcflow/change"
+	"github.com/cdcflow/cdcflow/internal/engine"
+	"github.com/cdcflow/cdcflow/internal/kafkahash"
+	"github.com/cdcflow/cdcflow/processors/pgsink"
+	"github.com/cdcflow/cdcflow/processors/redismetrics"
+	"github.com/cdcflow/cdcflow/processors/searchindex"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lovoo/goka"
-	gokacodec "github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -29,15 +35,38 @@ import (
 type Config struct {
 	// Brokers are the Kafka bootstrap servers.
 	Brokers []string
+	// Sarama, when set, adjusts the Kafka client configuration of every
+	// client the processor opens after cdcflow set its own (read_committed,
+	// acks from all replicas, ...): for TLS and SASL, say
+	// (kafkaconn.Config.ApplySarama).
+	Sarama func(*sarama.Config) error
+	// KafkaOptions are added to the options of the franz-go client of the
+	// event relay (the events of Events nodes are published by it, see
+	// relay.go): for TLS and SASL, say (kafkaconn.Config.KgoOpts).
+	KafkaOptions []kgo.Opt
+	// Instance names this processor among the processors sharing its
+	// group, and stays the same across its restarts (a host or pod name):
+	// the event relay's transactional id is "<Group>-outbox-relay" followed
+	// by "-<Instance>" when set. Processors sharing a group need distinct
+	// ones; a restarted processor aborts the open transaction of its
+	// predecessor of the same Instance at once.
+	Instance string
 	// Decoder decodes the change envelopes (and keys) the topology reads.
 	Decoder *serde.Decoder
 	// Encoder encodes the domain events of Events nodes (and registers their
 	// schemas); required when the topology has any.
 	Encoder *serde.Encoder
-	// Redis receives the metrics.
+	// Redis receives the metrics; required when the topology has any.
 	Redis redis.UniversalClient
-	// Elasticsearch receives the search index documents.
+	// Elasticsearch receives the search index documents; required when the
+	// topology has a search index.
 	Elasticsearch *elasticsearch.Client
+	// Postgres receives the rows of Postgres nodes; required when the
+	// topology has any.
+	Postgres *pgxpool.Pool
+	// PostgresBatch is how many rows the processor writes to PostgreSQL in
+	// one transaction at most. Default 500.
+	PostgresBatch int
 	// DeadLetterTopic receives the changes a sink cannot apply (see
 	// [HeaderError] for the headers). Default "<topology>.dlq".
 	DeadLetterTopic string
@@ -45,8 +74,9 @@ type Config struct {
 	KeyPrefix string
 	// Group is the Kafka consumer group (goka's group). Default: the
 	// topology's name. Two processors of one topology share the work only if
-	// they share the group. A projection runs as a group of its own,
-	// "<Group>-<projection name>" (see topologies.ProjectionNode.Group).
+	// they share the group. Read models and projections run as groups of
+	// their own, named after it: "<Group>-<read model>" and
+	// "<Group>-<read model>-join", "<Group>-<projection>".
 	Group string
 	// Replication is the replication factor of the state (group table)
 	// topics goka creates. Default 1; use 3 on a production cluster.
@@ -60,10 +90,25 @@ type Config struct {
 	// write is retried before the change goes to the dead-letter topic.
 	// Default 1m.
 	RetryTimeout time.Duration
+	// MarkerRetention is how long the tables of read models and projections
+	// keep the marker of a deleted row (or of an aggregate an OnDelete
+	// event deleted), counted from the source commit time of the delete:
+	// within it, an older change of the row delivered late changes
+	// nothing; after it, the marker is dropped, and such a change is
+	// applied as if the row had never been deleted. Default 7 days
+	// (engine.DefaultMarkerRetention); negative keeps markers forever.
+	MarkerRetention time.Duration
 	// Logger receives the processor's log lines. Default: discard.
 	Logger *slog.Logger
-	// GokaOptions are passed to goka last, e.g. goka.WithTester to run the
-	// topology against goka's in-memory tester.
+	// Metrics, when set, registers the processor's Prometheus metrics
+	// (cdcflow_processor_*, labelled with the topology's name).
+	Metrics prometheus.Registerer
+	// Tester, when set, runs the topology on goka's in-memory tester
+	// (github.com/lovoo/goka/tester) instead of Kafka: Brokers are not
+	// needed, topics are created in the tester, and the processor is ready
+	// once its groups run.
+	Tester goka.Tester
+	// GokaOptions are passed to goka last.
 	GokaOptions []goka.ProcessorOption
 }
 
@@ -74,197 +119,92 @@ func (c *Config) setDefaults() {
 	if c.Replication == 0 {
 		c.Replication = 1
 	}
+	if c.PostgresBatch == 0 {
+		c.PostgresBatch = 500
+	}
 	if c.RetryTimeout == 0 {
 		c.RetryTimeout = time.Minute
+	}
+	if c.MarkerRetention == 0 {
+		c.MarkerRetention = engine.DefaultMarkerRetention
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
-// Validate reports every problem with c at once.
+// Validate reports every problem with c at once, naming the fields.
 func (c *Config) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("no Kafka brokers: set --kafka-brokers (CDCFLOW_KAFKA_BROKERS)"))
+	if len(c.Brokers) == 0 && c.Tester == nil {
+		errs = append(errs, errors.New("Config.Brokers is empty: set the Kafka bootstrap servers"))
 	}
 	if c.Decoder == nil {
-		errs = append(errs, errors.New("no envelope decoder: a schema registry is required"))
+		errs = append(errs, errors.New("Config.Decoder is nil: set a serde.Decoder over the schema registry capture writes to"))
 	}
 	if c.Replication < 1 {
-		errs = append(errs, fmt.Errorf("replication factor %d is below 1", c.Replication))
+		errs = append(errs, fmt.Errorf("Config.Replication is %d: set it to 1 or more", c.Replication))
+	}
+	if c.Sarama != nil {
+		if _, err := c.saramaConfig(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// Processor runs one topology on goka: one consumer group named after the
-// topology, one input per node. Metrics keep their per-row state in Redis,
-// next to the series, so that no state elsewhere can drift from them.
-type Processor struct {
-	topo    *topologies.Topology
-	cfg     Config
-	metrics *RedisMetrics
-	search  *SearchIndex
-	// gokas are the goka processors of the topology: its group's (when it
-	// has nodes that run there) and its read models'.
-	gokas []*goka.Processor
-	// projections run as goka groups of their own (projection.go), among
-	// gokas.
-	projections []*projection
-
-	topicManager goka.TopicManagerBuilder
-	group        string
-
-	changes, duplicates, deadLetters atomic.Int64
+// validateSinks reports the sinks nodes need and c lacks.
+func (c *Config) validateSinks(topology string, nodes []engine.Node) error {
+	sinks := engine.SinksOf(nodes)
+	var errs []error
+	if sinks.Redis && c.Redis == nil {
+		errs = append(errs, fmt.Errorf("Config.Redis is nil: topology %s keeps metrics in Redis", topology))
+	}
+	if sinks.Elasticsearch() && c.Elasticsearch == nil {
+		errs = append(errs, fmt.Errorf("Config.Elasticsearch is nil: topology %s keeps the search index %s", topology, sinks.Indexes[0].Name))
+	}
+	if sinks.Postgres() && c.Postgres == nil {
+		errs = append(errs, fmt.Errorf("Config.Postgres is nil: topology %s keeps the PostgreSQL table %s", topology, sinks.Tables[0].Target))
+	}
+	return errors.Join(errs...)
 }
 
-// Stats counts what a processor did since it was built.
-type Stats struct {
-	// Changes is how many change events its nodes handled (for a
-	// projection: domain events).
-	Changes int64
-	// Duplicates is how many of them a sink had applied already (redelivered
-	// or replayed changes), and so changed nothing.
-	Duplicates int64
-	// DeadLetters is how many records went to the dead-letter topic.
-	DeadLetters int64
-}
-
-// Stats returns the processor's counters. It is safe to call concurrently
-// with Run.
-func (p *Processor) Stats() Stats {
-	return Stats{Changes: p.changes.Load(), Duplicates: p.duplicates.Load(), DeadLetters: p.deadLetters.Load()}
-}
-
-// NewProcessor validates topo and cfg (before connecting to anything),
-// creates the read models' internal topics and builds the goka processors,
-// which look the input topics up in Kafka: it needs Kafka. Run creates the
-// event topics the topology writes.
-func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
-	cfg.setDefaults()
-	if cfg.DeadLetterTopic == "" {
-		cfg.DeadLetterTopic = topo.Name + ".dlq"
-	}
-	if err := errors.Join(topo.Validate(), cfg.Validate(), cfg.validateSinks(topo)); err != nil {
-		return nil, err
-	}
-	p := &Processor{topo: topo, cfg: cfg, metrics: NewRedisMetrics(cfg.Redis, cfg.KeyPrefix)}
-
-	group := cfg.Group
-	if group == "" {
-		group = topo.Name
-	}
-	var edges []goka.Edge
-	var graphs []*goka.GroupGraph
-	codec := serde.EventCodec{Decoder: cfg.Decoder}
-	persisted := false
-	for _, n := range topo.Nodes {
-		switch n := n.(type) {
-		case *topologies.MetricsNode:
-			edges = append(edges, goka.Input(goka.Stream(n.Input()), codec, p.metricsCallback(n)))
-		case *topologies.EventsNode:
-			if cfg.Encoder == nil {
-				return nil, fmt.Errorf("topology %s derives events to %s: set processors.Config.Encoder", topo.Name, n.Output())
-			}
-			edges = append(edges,
-				goka.Input(goka.Stream(n.Input()), codec, p.eventsCallback(n, cfg.Encoder.EventEncoder(n.Output()))),
-				goka.Output(goka.Stream(n.Output()), new(gokacodec.Bytes)))
-			if !persisted {
-				edges = append(edges, goka.Persist(rowStateCodec{}))
-				persisted = true
-			}
-		case *topologies.IndexNode:
-			if p.search == nil {
-				p.search = NewSearchIndex(cfg.Elasticsearch)
-				edges = append(edges, p.deadLetterEdge())
-			}
-			edges = append(edges, goka.Input(goka.Stream(n.Input()), rawEventCodec{codec}, p.indexCallback(n)))
-		case *topologies.ReadModelIndexNode:
-			if p.search == nil {
-				p.search = NewSearchIndex(cfg.Elasticsearch)
-				edges = append(edges, p.deadLetterEdge())
-			}
-			table := goka.GroupTable(ReadModelGroup(group, n.ReadModel()))
-			edges = append(edges, goka.Input(goka.Stream(table), rawModelStateCodec{}, p.readModelSearchCallback(n)))
-		case *topologies.ReadModelNode:
-			index, model := p.readModelGraphs(group, n)
-			if index != nil {
-				graphs = append(graphs, index)
-			}
-			graphs = append(graphs, model)
-		case *topologies.ProjectionNode:
-			p.projections = append(p.projections, &projection{node: n}) // see buildProjections
-		default:
-			return nil, fmt.Errorf("topology %s: node kind %T is not supported", topo.Name, n)
-		}
-	}
-	if len(edges) > 0 {
-		// Last: it may read a read model's table, which the read model's
-		// goka processor creates when it is built.
-		graphs = append(graphs, goka.DefineGroup(goka.Group(group), edges...))
-	}
-	for _, g := range graphs {
-		if err := g.Validate(); err != nil {
-			return nil, fmt.Errorf("topology %s: group %s: %w", topo.Name, g.Group(), err)
-		}
-	}
-
-	p.topicManager = p.topicManagerBuilder()
-	p.group = group
-	// A read model's updates topic is an input of its model stage: goka
-	// wants it to exist when the processor is built.
-	if err := p.ensureOutputs(false); err != nil {
-		return nil, err
-	}
-	for _, g := range graphs {
-		proc, err := goka.NewProcessor(cfg.Brokers, g, p.gokaOptions()...)
-		if err != nil {
-			return nil, fmt.Errorf("build processor for topology %s, group %s: %w", topo.Name, g.Group(), err)
-		}
-		p.gokas = append(p.gokas, proc)
-	}
-	if err := p.buildProjections(group); err != nil {
-		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
-	}
-	for _, pr := range p.projections {
-		p.gokas = append(p.gokas, pr.goka)
-	}
-	return p, nil
-}
-
-// topicManagerBuilder builds goka topic managers with a Kafka client
-// configuration of their own.
-func (p *Processor) topicManagerBuilder() goka.TopicManagerBuilder {
-	tmc := goka.NewTopicManagerConfig()
-	tmc.Table.Replication = p.cfg.Replication
-	tmc.Stream.Replication = p.cfg.Replication
-	return goka.TopicManagerBuilderWithConfig(SaramaConfig(), tmc)
-}
-
-// gokaOptions are the options of one goka processor. Each gets a Kafka
-// client configuration of its own: goka's builders set the client id in the
-// configuration they are given, and the processors of a topology run
-// concurrently.
-func (p *Processor) gokaOptions() []goka.ProcessorOption {
+// saramaConfig is the Kafka client configuration every client of the
+// processor gets: [SaramaConfig], adjusted by Config.Sarama.
+func (c *Config) saramaConfig() (*sarama.Config, error) {
 	sc := SaramaConfig()
-	store := storage.MemoryBuilder()
-	if p.cfg.StateDir != "" {
-		store = storage.DefaultBuilder(p.cfg.StateDir)
+	if c.Sarama != nil {
+		if err := c.Sarama(sc); err != nil {
+			return nil, fmt.Errorf("Config.Sarama: %w", err)
+		}
 	}
-	return append([]goka.ProcessorOption{
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
-		goka.WithTopicManagerBuilder(p.topicManagerBuilder()),
-		goka.WithStorageBuilder(store),
-		goka.WithLogger(gokaLogger{p.cfg.Logger}),
-	}, p.cfg.GokaOptions...)
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("Config.Sarama: the Kafka client configuration is invalid: %w", err)
+	}
+	return sc, nil
 }
 
-// SaramaConfig is the Kafka client configuration cdcflow's processors use:
-// read_committed (so aborted capture transactions are never seen), change
-// topics read from the beginning by a new group, acks from all replicas,
-// emits in order.
+// clientConfig is the configuration of the processor's consumers and
+// producers: [Config.saramaConfig], asking Kafka for the metadata of the
+// topics the client uses only. Sarama's default asks for every topic of the
+// cluster as each client starts, and again every 10 minutes: on a Kafka
+// holding thousands of topics, megabytes each time, for the few topics a
+// processor reads and writes. Topic managers keep the default: goka's asks
+// for every topic wherever it checks that one exists, and needs the
+// brokers' addresses from the first metadata.
+func (c *Config) clientConfig() (*sarama.Config, error) {
+	sc, err := c.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	sc.Metadata.Full = false
+	return sc, nil
+}
+
+// SaramaConfig is the Kafka client configuration cdcflow's processors start
+// from: read_committed (so aborted capture transactions are never seen),
+// change topics read from the beginning by a new group, acks from all
+// replicas, emits in order.
 func SaramaConfig() *sarama.Config {
 	sc := goka.DefaultConfig()
 	sc.Version = sarama.V3_6_0_0
@@ -278,31 +218,180 @@ func SaramaConfig() *sarama.Config {
 	return sc
 }
 
-// Run runs the processor until ctx ends or it fails. It returns nil when ctx
-// ends.
+// Processor runs one topology on goka: the topology's own consumer group
+// (named after it unless Config.Group says otherwise) with one input per
+// Metrics, Events and Index node, and one or two groups of their own per
+// read model and projection. Metrics keep their per-row state in Redis, next
+// to the series, so that no state elsewhere can drift from them.
+type Processor struct {
+	topo    *topologies.Topology
+	cfg     Config
+	group   string
+	metrics *redismetrics.Store
+	search  *searchindex.Writer
+	// graphs are the topology's goka groups, in the order they are built:
+	// read models' before the topology's own group, which may read a read
+	// model's table.
+	graphs []*goka.GroupGraph
+	// outputs are the topics the topology writes that goka does not create.
+	outputs []output
+	// eventInputs are the event topics projections read: they must exist.
+	eventInputs []eventInput
+	// changeInputs are the change topics the topology reads: they must
+	// exist.
+	changeInputs []string
+	// debezium are the change topics another Debezium connector writes
+	// (topologies.DebeziumTable), decoded as Debezium's.
+	debezium map[string]bool
+	// sweeps are the groups whose tables keep markers of deleted rows,
+	// which the processor drops once expired (compact.go).
+	sweeps map[string]bool
+	// pg writes the rows of Postgres nodes (postgres.go); nil without
+	// Config.Postgres.
+	pg *postgresSink
+	// redis and index write the changes of Metrics and Windowed nodes, and
+	// of search indexes, in batches (batch.go); made by each Run, when the
+	// sink is configured.
+	redis *batcher[redisWrite]
+	index *batcher[searchWrite]
+	// relay publishes the events of Events nodes (relay.go); nil without
+	// them. It does not run on goka's tester.
+	relay *relay
+
+	counters      *counters
+	deadLetterLog *rateLimitedLog
+	ready         atomic.Bool
+	lagMu         sync.Mutex
+	lag           map[string]int64 // by group, as last measured
+}
+
+// NewProcessor validates topo and cfg, reporting every problem at once, and
+// declares the topology's goka groups. It connects to nothing: Run does.
+func NewProcessor(topo *topologies.Topology, cfg Config) (*Processor, error) {
+	cfg.setDefaults()
+	if cfg.DeadLetterTopic == "" {
+		cfg.DeadLetterTopic = topo.Name + ".dlq"
+	}
+	if err := topo.Validate(); err != nil {
+		return nil, err
+	}
+	nodes := topo.Engine()
+	if err := errors.Join(cfg.Validate(), cfg.validateSinks(topo.Name, nodes)); err != nil {
+		return nil, err
+	}
+	counters, err := newCounters(topo.Name, cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
+	}
+	p := &Processor{topo: topo, cfg: cfg, group: cmp.Or(cfg.Group, topo.Name), counters: counters, deadLetterLog: newRateLimitedLog(),
+		sweeps: map[string]bool{}}
+	if cfg.Redis != nil {
+		p.metrics = redismetrics.New(cfg.Redis, cfg.KeyPrefix)
+	}
+	if cfg.Elasticsearch != nil {
+		p.search = searchindex.New(cfg.Elasticsearch)
+	}
+	if p.debezium, err = engine.DebeziumTopics(nodes); err != nil {
+		return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
+	}
+	if cfg.Postgres != nil {
+		p.pg = newPostgresSink(p, pgsink.New(cfg.Postgres))
+	}
+	b := &graphBuilder{p: p}
+	for _, n := range nodes {
+		if err := n.Run(b); err != nil {
+			return nil, fmt.Errorf("topology %s: %w", topo.Name, err)
+		}
+	}
+	p.graphs = b.graphs
+	if edges := append(b.inputs(), b.edges...); len(edges) > 0 {
+		// Last: it may read a read model's table, which the read model's
+		// goka processor creates when it starts.
+		p.graphs = append(p.graphs, goka.DefineGroup(goka.Group(p.group), append(edges, p.deadLetterEdge())...))
+	}
+	for _, g := range p.graphs {
+		if err := g.Validate(); err != nil {
+			return nil, fmt.Errorf("topology %s: group %s: %w", topo.Name, g.Group(), err)
+		}
+	}
+	return p, nil
+}
+
+// Metrics returns the Redis sink, to read series back; nil when Config.Redis
+// is.
+func (p *Processor) Metrics() *redismetrics.Store { return p.metrics }
+
+// Search returns the Elasticsearch sink; nil when Config.Elasticsearch is.
+func (p *Processor) Search() *searchindex.Writer { return p.search }
+
+// Groups returns the consumer groups the processor runs as: its goka
+// groups, then the event relay's, when it has one (engine.RelayGroup).
+func (p *Processor) Groups() []string {
+	groups := make([]string, len(p.graphs))
+	for i, g := range p.graphs {
+		groups[i] = string(g.Group())
+	}
+	if p.relay != nil {
+		groups = append(groups, p.relay.group)
+	}
+	return groups
+}
+
+// Run creates the topics the topology writes (event topics, the dead-letter
+// topic, internal topics) and its search indexes if they are missing, then
+// runs the topology's goka groups until ctx ends (it returns nil) or one of
+// them fails (all stop). Changes are read with read_committed and in order
+// per key.
 func (p *Processor) Run(ctx context.Context) error {
-	if err := p.ensureOutputs(true); err != nil {
-		return err
-	}
-	p.cfg.Logger.Info("processor running", "topology", p.topo.Name)
-	if len(p.projections) > 0 {
-		if err := p.checkEventTopics(); err != nil {
-			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
+	if err := p.ensureTopics(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
 		}
-	}
-	if p.search != nil || len(p.projections) > 0 {
-		if err := p.ensureDeadLetterTopic(); err != nil {
-			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
-		}
+		return fmt.Errorf("topology %s: %w", p.topo.Name, err)
 	}
 	if p.search != nil {
 		if err := p.ensureIndexes(ctx); err != nil {
 			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
 		}
 	}
-	// The groups run together: when one fails, the others stop.
+	if p.pg != nil {
+		if err := p.pg.ensureTables(ctx); err != nil {
+			return fmt.Errorf("topology %s: %w", p.topo.Name, err)
+		}
+	}
+	brokers := p.cfg.Brokers
+	if p.cfg.Tester != nil {
+		brokers = []string{"tester"}
+	}
+	procs := make([]*goka.Processor, 0, len(p.graphs))
+	for _, g := range p.graphs {
+		opts, err := p.gokaOptions()
+		if err != nil {
+			return err
+		}
+		proc, err := goka.NewProcessor(brokers, g, opts...)
+		if err != nil {
+			return fmt.Errorf("topology %s: build processor for group %s: %w", p.topo.Name, g.Group(), err)
+		}
+		procs = append(procs, proc)
+	}
+	var batchers []func(ctx, stopping context.Context) error
+	if p.metrics != nil {
+		p.redis = newBatcher(p, "Redis", p.writeRedis)
+		batchers = append(batchers, p.redis.run)
+	}
+	if p.search != nil {
+		p.index = newBatcher(p, "Elasticsearch", p.writeSearch)
+		batchers = append(batchers, p.index.run)
+	}
+	p.cfg.Logger.Info("processor running", "topology", p.topo.Name, "groups", p.Groups())
+	// The groups run together: when one fails, the others stop. The
+	// batchers write what the groups' callbacks hand them until the groups
+	// have stopped: goka waits for the records handed over.
+	groupsDone := make(chan struct{})
+	batched := p.runBatchers(ctx, groupsDone, batchers...)
 	g, gctx := errgroup.WithContext(ctx)
-	for _, proc := range p.gokas {
+	for _, proc := range procs {
 		g.Go(func() error {
 			err := proc.Run(gctx)
 			if gctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || interrupted(err)) {
@@ -311,143 +400,74 @@ func (p *Processor) Run(ctx context.Context) error {
 			return err
 		})
 	}
-	if err := g.Wait(); err != nil && (ctx.Err() == nil || !interrupted(err)) {
+	g.Go(func() error { p.watch(gctx, procs); return nil })
+	g.Go(func() error { p.sweep(gctx, procs); return nil })
+	if p.pg != nil {
+		g.Go(func() error { return p.pg.run(gctx) })
+	}
+	if p.relay != nil && p.cfg.Tester == nil { // the tester has no transactions: the callback emits
+		g.Go(func() error { return p.relay.run(gctx) })
+	}
+	err := g.Wait()
+	close(groupsDone)
+	err = errors.Join(err, <-batched)
+	p.ready.Store(false)
+	p.counters.promReady.Set(0)
+	if ctx.Err() != nil {
+		// Asked to stop: whatever goka says on the way out (a table still
+		// recovering, a callback aborted) is the shutdown, not a failure.
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("topology %s: %w", p.topo.Name, err)
 	}
 	return nil
 }
 
-// ensureOutputs creates the topics the topology writes (event topics, read
-// models' updates), with as many partitions as the topic they come from.
-// events says which: the event topics (true) or the read models' (false).
-func (p *Processor) ensureOutputs(events bool) error {
-	// Event topics are kept forever (retention.ms=-1), for rebuilding
-	// projections; a read model's updates topic, internal, for as long as
-	// the broker keeps streams.
-	type output struct {
-		topic, from string
-		forever     bool
-	}
-	var outputs []output
-	for _, n := range p.topo.Nodes {
-		switch n := n.(type) {
-		case *topologies.EventsNode:
-			if events {
-				outputs = append(outputs, output{n.Output(), n.Input(), true})
-			}
-		case *topologies.ReadModelNode:
-			if !events && len(n.Inputs()) > 1 {
-				outputs = append(outputs, output{string(readModelUpdates(p.group, n)), n.Input(), false})
-			}
-		}
-	}
-	if len(outputs) == 0 {
-		return nil
-	}
-	var tms [2]goka.TopicManager
-	for i := range tms {
-		tmc := goka.NewTopicManagerConfig()
-		tmc.Stream.Replication = p.cfg.Replication
-		if i == 1 {
-			tmc.Stream.Retention = -time.Millisecond
-		}
-		tm, err := goka.NewTopicManager(p.cfg.Brokers, SaramaConfig(), tmc)
-		if err != nil {
-			return fmt.Errorf("topology %s: connect to Kafka: %w", p.topo.Name, err)
-		}
-		defer tm.Close()
-		tms[i] = tm
-	}
-	for _, o := range outputs {
-		tm := tms[0]
-		if o.forever {
-			tm = tms[1]
-		}
-		parts, err := tm.Partitions(o.from)
-		if err != nil {
-			return fmt.Errorf("topology %s: partitions of %s (is capture running, with this topic prefix?): %w", p.topo.Name, o.from, err)
-		}
-		if err := tm.EnsureStreamExists(o.topic, len(parts)); err != nil {
-			return fmt.Errorf("topology %s: create topic %s: %w", p.topo.Name, o.topic, err)
-		}
-	}
-	return nil
-}
-
-// Metrics returns the Redis sink, to read series back.
-func (p *Processor) Metrics() *RedisMetrics { return p.metrics }
-
-func (p *Processor) metricsCallback(node *topologies.MetricsNode) goka.ProcessCallback {
-	return func(gctx goka.Context, msg any) {
-		ev, ok := msg.(*change.Event)
-		if !ok || ev == nil {
-			return
-		}
-		samples, err := node.Measure(ev.After)
-		if err != nil {
-			fail(gctx, fmt.Errorf("measure change at %s of %s: %w", ev.Position, ev.TableName(), err))
-		}
-		ctx := gctx.Context()
-		row, err := p.rowIdentity(ctx, node.Input(), gctx.Key())
-		if err != nil {
-			fail(gctx, err)
-		}
-		applied, err := p.applyWithRetry(ctx, row, ev.Position, samples)
-		if err != nil {
-			fail(gctx, err)
-		}
-		if !applied {
-			p.duplicates.Add(1)
-			p.cfg.Logger.Debug("change already applied", "row", row, "position", ev.Position.String())
-		}
-		p.changes.Add(1)
-	}
-}
-
-// rowIdentity names a row independently of the key's schema id: the topic and
-// the key columns in name order, topic|id=7.
-func (p *Processor) rowIdentity(ctx context.Context, topic, key string) (string, error) {
-	cols, err := p.keyColumns(ctx, topic, key)
+// gokaOptions are the options of one goka processor. Each gets a Kafka
+// client configuration of its own: goka's builders set the client id in the
+// configuration they are given, and the processors of a topology run
+// concurrently.
+func (p *Processor) gokaOptions() ([]goka.ProcessorOption, error) {
+	sc, err := p.cfg.clientConfig()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return topic + "|" + strings.Join(cols, "|"), nil
-}
-
-// keyColumns decodes a change topic's key into its columns as name=value, in
-// name order.
-func (p *Processor) keyColumns(ctx context.Context, topic, key string) ([]string, error) {
-	row, err := p.cfg.Decoder.DecodeKey(ctx, []byte(key))
+	tmb, err := p.topicManagerBuilder()
 	if err != nil {
-		return nil, fmt.Errorf("decode key on %s: %w", topic, err)
+		return nil, err
 	}
-	names := slices.Sorted(maps.Keys(row))
-	cols := make([]string, len(names))
-	for i, n := range names {
-		cols[i] = fmt.Sprintf("%s=%v", n, row[n])
+	store := storage.MemoryBuilder()
+	if p.cfg.StateDir != "" {
+		store = storage.DefaultBuilder(p.cfg.StateDir)
 	}
-	return cols, nil
+	opts := []goka.ProcessorOption{
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithTopicManagerBuilder(tmb),
+		goka.WithStorageBuilder(store),
+		goka.WithLogger(gokaLogger{p.cfg.Logger}),
+		// Tables partitioned as capture partitions the change topics.
+		goka.WithHasher(kafkahash.New),
+	}
+	if p.cfg.Tester != nil {
+		opts = append(opts, goka.WithTester(p.cfg.Tester))
+	}
+	return append(opts, p.cfg.GokaOptions...), nil
 }
 
-func (p *Processor) applyWithRetry(ctx context.Context, row string, pos change.Position, samples []topologies.Sample) (bool, error) {
-	deadline := time.Now().Add(p.cfg.RetryTimeout)
-	backoff := 100 * time.Millisecond
-	for {
-		applied, err := p.metrics.Apply(ctx, p.topo.Name, row, pos, samples)
-		if err == nil {
-			return applied, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false, err
-		}
-		p.cfg.Logger.Warn("redis write failed; retrying", "err", err, "backoff", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return false, err
-		}
-		backoff = min(2*backoff, 5*time.Second)
+// topicManagerBuilder builds goka topic managers with a Kafka client
+// configuration of their own.
+func (p *Processor) topicManagerBuilder() (goka.TopicManagerBuilder, error) {
+	if p.cfg.Tester != nil {
+		return p.cfg.Tester.TopicManagerBuilder(), nil
 	}
+	sc, err := p.cfg.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	return goka.TopicManagerBuilderWithConfig(sc, p.topicManagerConfig()), nil
 }
 
 // gokaLogger sends goka's log lines to slog at debug level.

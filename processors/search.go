@@ -1,6 +1,7 @@
 package processors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,74 +9,119 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/change"
-	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/cdcflow/cdcflow/internal/engine"
+	"github.com/cdcflow/cdcflow/processors/searchindex"
 	"github.com/lovoo/goka"
 )
 
-// Search returns the Elasticsearch sink, or nil when the processor has no
-// search index node.
-func (p *Processor) Search() *SearchIndex { return p.search }
-
 // indexCallback applies each change of node's table to its search index:
 // an insert, update or snapshot read writes the row's document, a delete
-// removes it, each with the change's position as external version. A change
-// the index already reflects counts as a duplicate. A change that cannot be
-// applied (undecodable, rejected by Elasticsearch, or Elasticsearch
+// removes it, each with the change's position as external version, through
+// the processor's search batcher (writeSearch). A change the index already
+// reflects counts as a duplicate. A change that cannot be applied (its
+// document cannot be made, Elasticsearch rejects it, or Elasticsearch is
 // unreachable for Config.RetryTimeout) goes to the dead-letter topic and the
 // processor goes on.
-func (p *Processor) indexCallback(node *topologies.IndexNode) goka.ProcessCallback {
-	return func(gctx goka.Context, msg any) {
-		m, ok := msg.(*rawEvent)
-		if !ok || m == nil {
+func (p *Processor) indexCallback(node *engine.SearchIndex) func(goka.Context, changeRecord) {
+	return func(gctx goka.Context, rec changeRecord) {
+		ev := rec.ev
+		if isTruncate(ev) {
+			p.truncateIndex(gctx, node, rec)
 			return
 		}
-		if m.err != nil {
-			p.deadLetter(gctx, m.raw, nil, m.err)
-			return
+		row := ev.After
+		if ev.Op == change.OpDelete {
+			row = ev.Before
 		}
-		ev := m.ev
-		if ev == nil {
-			return // a tombstone: the delete before it did the work
-		}
-		p.changes.Add(1)
-		ctx := gctx.Context()
-		applied, err := p.indexWithRetry(ctx, node, gctx.Key(), ev)
+		id, doc, err := node.Document(row)
 		if err != nil {
-			p.searchFailed(gctx, m.raw, &ev.Position, fmt.Errorf("index change of %s into %s: %w", ev.TableName(), node.IndexName(), err))
+			p.counters.change()
+			p.deadLetter(gctx, rec.raw, &ev.Position, reasonUnapplicable, fmt.Errorf("document of change at %s: %w", ev.Position, err))
 			return
 		}
-		if !applied {
-			p.duplicates.Add(1)
-			p.cfg.Logger.Debug("change already indexed", "index", node.IndexName(), "position", ev.Position.String())
+		what := fmt.Sprintf("index change of %s into %s", ev.TableName(), node.Index)
+		version, err := searchindex.Version(ev.Position)
+		if err != nil {
+			p.counters.change()
+			p.deadLetter(gctx, rec.raw, &ev.Position, reasonUnapplicable, fmt.Errorf("%s: %w", what, err))
+			return
 		}
+		p.index.enqueue(gctx, searchWrite{
+			op:      searchindex.Op{Index: node.Index, ID: id, Doc: doc, Delete: ev.Op == change.OpDelete, Version: version},
+			mapping: node.Mapping, what: what, commitMs: ev.Source.TsMs, latency: true,
+		}, rec.raw, &ev.Position)
 	}
 }
 
-func (p *Processor) indexWithRetry(ctx context.Context, node *topologies.IndexNode, key string, ev *change.Event) (bool, error) {
-	row := ev.After
-	if ev.Op == change.OpDelete {
-		row = ev.Before
-		if row == nil {
-			k, err := p.cfg.Decoder.DecodeKey(ctx, []byte(key))
-			if err != nil {
-				return false, permanentError{fmt.Errorf("decode key: %w", err)}
+// searchWrite is the write of one document to a search index.
+type searchWrite struct {
+	op       searchindex.Op
+	mapping  string // the index's, to create it
+	what     string // what the write does, for its dead letter
+	commitMs int64
+	latency  bool // observe the apply latency (a change of a table)
+}
+
+// writeSearch writes a batch of documents in one bulk request, retrying
+// the writes that failed for a reason that may pass (Elasticsearch
+// unreachable or overloaded) for Config.RetryTimeout. A write that fails
+// for good, or for that long, is dead-lettered; once the processor stops
+// (stopping ended), a failed write is not retried, and the batch fails
+// instead, its records left uncommitted.
+func (p *Processor) writeSearch(ctx, stopping context.Context, batch []searchWrite) ([]error, error) {
+	results := make([]searchindex.Result, len(batch))
+	remaining := make([]int, len(batch))
+	for i := range batch {
+		remaining[i] = i
+	}
+	err := p.retry(stopping, "elasticsearch", p.cfg.RetryTimeout, func(err error) bool { return !searchindex.Permanent(err) }, func() error {
+		ops := make([]searchindex.Op, len(remaining))
+		for j, i := range remaining {
+			w := batch[i]
+			if err := p.search.Ensure(ctx, w.op.Index, w.mapping); err != nil {
+				return err
 			}
-			row = k
+			ops[j] = w.op
 		}
-	}
-	id, doc, err := node.Document(row)
-	if err != nil {
-		return false, permanentError{fmt.Errorf("document of change at %s: %w", ev.Position, err)}
-	}
-	return p.searchWithRetry(ctx, node.IndexName(), id, func() (bool, error) {
-		if err := p.search.Ensure(ctx, node.IndexName(), node.Mapping()); err != nil {
-			return false, err
+		res, err := p.search.Bulk(ctx, ops)
+		if err != nil {
+			return err
 		}
-		if ev.Op == change.OpDelete {
-			return p.search.Delete(ctx, node.IndexName(), id, ev.Position)
+		var again []int
+		var first error
+		for j, i := range remaining {
+			if err := res[j].Err; err != nil && !searchindex.Permanent(err) {
+				again = append(again, i)
+				first = cmp.Or(first, err)
+				continue
+			}
+			results[i] = res[j]
 		}
-		return p.search.Put(ctx, node.IndexName(), id, doc, ev.Position)
+		remaining = again
+		return first
 	})
+	if err != nil {
+		if stopping.Err() != nil {
+			return nil, errInterrupted
+		}
+		for _, i := range remaining {
+			results[i].Err = err
+		}
+	}
+	errs := make([]error, len(batch))
+	for i, w := range batch {
+		p.counters.change() // counted once written, with its outcome
+		switch r := results[i]; {
+		case r.Err != nil:
+			errs[i] = fmt.Errorf("%s: %w", w.what, r.Err)
+		case !r.Applied:
+			p.counters.duplicate()
+			p.cfg.Logger.Debug("change already indexed", "index", w.op.Index, "id", w.op.ID, "version", w.op.Version)
+		case w.latency:
+			p.counters.applied(w.commitMs)
+		}
+	}
+	return errs, nil
 }
 
 // searchFailed handles a search write that failed for good: the record
@@ -87,48 +133,17 @@ func (p *Processor) searchFailed(gctx goka.Context, raw []byte, pos *change.Posi
 	if gctx.Context().Err() != nil {
 		panic(errInterrupted)
 	}
-	p.deadLetter(gctx, raw, pos, err)
+	p.deadLetter(gctx, raw, pos, reasonUnapplicable, err)
 }
 
-// searchWithRetry runs apply, a write of document id to index, until it
-// succeeds, fails for good, or keeps failing for Config.RetryTimeout.
-func (p *Processor) searchWithRetry(ctx context.Context, index, id string, apply func() (bool, error)) (bool, error) {
-	deadline := time.Now().Add(p.cfg.RetryTimeout)
-	backoff := 100 * time.Millisecond
-	for {
-		applied, err := apply()
-		if err == nil || isPermanent(err) || ctx.Err() != nil {
-			return applied, err
-		}
-		if time.Now().Add(backoff).After(deadline) {
-			return false, fmt.Errorf("gave up after %s: %w", p.cfg.RetryTimeout, err)
-		}
-		p.cfg.Logger.Warn("elasticsearch write failed; retrying", "index", index, "id", id, "err", err, "backoff", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return false, errors.Join(err, ctx.Err())
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// ensureDeadLetterTopic creates the dead-letter topic if it is missing (goka
-// creates only the topics it reads and its tables), with the broker's
-// default retention.
-func (p *Processor) ensureDeadLetterTopic() error {
-	tm, err := p.topicManager(p.cfg.Brokers)
-	if err != nil {
-		return fmt.Errorf("create dead-letter topic %s: %w", p.cfg.DeadLetterTopic, err)
-	}
-	defer tm.Close()
-	if parts, err := tm.Partitions(p.cfg.DeadLetterTopic); err == nil && len(parts) > 0 {
-		return nil
-	}
-	if err := tm.EnsureTopicExists(p.cfg.DeadLetterTopic, 1, p.cfg.Replication, map[string]string{}); err != nil {
-		return fmt.Errorf("create dead-letter topic %s: %w", p.cfg.DeadLetterTopic, err)
-	}
-	return nil
+// searchWithRetry runs apply, a write to Elasticsearch, until it succeeds,
+// fails for good, or keeps failing for Config.RetryTimeout.
+func (p *Processor) searchWithRetry(ctx context.Context, apply func() (bool, error)) (applied bool, err error) {
+	err = p.retry(ctx, "elasticsearch", p.cfg.RetryTimeout, func(err error) bool { return !searchindex.Permanent(err) }, func() (err error) {
+		applied, err = apply()
+		return err
+	})
+	return applied, err
 }
 
 // ensureIndexes creates the topology's search indexes, with their mappings,
@@ -136,24 +151,15 @@ func (p *Processor) ensureDeadLetterTopic() error {
 // rejects, say) fails the start; an Elasticsearch that does not answer does
 // not: the first write creates the index, retrying as every write does.
 func (p *Processor) ensureIndexes(ctx context.Context) error {
-	for _, n := range p.topo.Nodes {
-		var index, mapping string
-		switch n := n.(type) {
-		case *topologies.IndexNode:
-			index, mapping = n.IndexName(), n.Mapping()
-		case *topologies.ReadModelIndexNode:
-			index, mapping = n.IndexName(), n.Mapping()
-		default:
-			continue
-		}
+	for _, x := range engine.SinksOf(p.topo.Engine()).Indexes {
 		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := p.search.Ensure(ectx, index, mapping)
+		err := p.search.Ensure(ectx, x.Name, x.Mapping)
 		cancel()
 		switch {
-		case err != nil && isPermanent(err):
+		case err != nil && searchindex.Permanent(err):
 			return fmt.Errorf("%w; fix the index's name or mapping (topologies.WithMapping)", err)
 		case err != nil:
-			p.cfg.Logger.Warn("could not create the search index at start; the first write will", "index", index, "err", err)
+			p.cfg.Logger.Warn("could not create the search index at start; the first write will", "index", x.Name, "err", err)
 		}
 	}
 	return nil
@@ -172,33 +178,13 @@ func interrupted(err error) bool {
 	return strings.Contains(err.Error(), errInterrupted.Error())
 }
 
-// validateSinks reports the sinks topo's nodes need and c lacks.
-func (c *Config) validateSinks(topo *topologies.Topology) error {
-	var needRedis, needES bool
-	for _, n := range topo.Nodes {
-		switch n.(type) {
-		case *topologies.MetricsNode:
-			needRedis = true
-		case *topologies.IndexNode, *topologies.ReadModelIndexNode:
-			needES = true
-		}
-	}
-	var errs []error
-	if needRedis && c.Redis == nil {
-		errs = append(errs, errors.New("no Redis client: set --redis-addr (CDCFLOW_REDIS_ADDR)"))
-	}
-	if needES && c.Elasticsearch == nil {
-		errs = append(errs, errors.New("no Elasticsearch client: the topology has a search index; set Config.Elasticsearch"))
-	}
-	return errors.Join(errs...)
-}
-
 // fail stops the processor with err and leaves the message uncommitted, to
 // be processed again on restart. goka's Fail panics only while the processor
 // runs; once Run's context has ended it records the error and returns, and
 // goka would commit the message when the callback returns, so fail panics
 // with errInterrupted then.
-func fail(gctx goka.Context, err error) {
+func (p *Processor) fail(gctx goka.Context, err error) {
+	p.counters.failure()
 	gctx.Fail(err)
 	panic(errInterrupted)
 }
