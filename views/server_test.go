@@ -1,7 +1,6 @@
 package views_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,10 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/cdcflow/cdcflow/internal/testenv"
 	"github.com/cdcflow/cdcflow/views"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
@@ -26,7 +25,7 @@ type ordersAPI struct {
 	server    *views.Server
 	summaries *views.Table[summary]
 	customers *views.Table[CustomerOrders]
-	log       *syncBuffer
+	log       *testenv.Output
 }
 
 func newOrdersAPI(t *testing.T, brokers []string, summaryTopic, customerTopic string, opts ...views.TableOption) *ordersAPI {
@@ -39,7 +38,7 @@ func newOrdersAPI(t *testing.T, brokers []string, summaryTopic, customerTopic st
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &ordersAPI{summaries: summaries, customers: customers, log: new(syncBuffer)}
+	a := &ordersAPI{summaries: summaries, customers: customers, log: new(testenv.Output)}
 	a.server, err = views.NewServer(views.ServerConfig{
 		Logger:  slog.New(slog.NewTextHandler(a.log, nil)),
 		Metrics: prometheus.NewRegistry(),
@@ -328,22 +327,4 @@ func TestNewServerReportsEveryProblem(t *testing.T) {
 	if err := s.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "set ServerConfig.Addr") {
 		t.Errorf("Run without an address = %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's concurrent log lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/cdcflow/cdcflow/internal/kafkahash"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 )
@@ -40,6 +41,7 @@ type Table[V any] struct {
 
 type tableConfig struct {
 	codec   goka.Codec
+	prefix  string // of the keys of the table topic this table sees
 	storage storage.Builder
 	sarama  *sarama.Config
 	logger  *slog.Logger
@@ -54,6 +56,12 @@ type TableOption func(*tableConfig)
 // passes its codec here.
 func WithCodec(c goka.Codec) TableOption {
 	return func(cfg *tableConfig) { cfg.codec = c }
+}
+
+// withKeyPrefix makes the table see only the keys of its topic that start
+// with prefix, without it.
+func withKeyPrefix(prefix string) TableOption {
+	return func(cfg *tableConfig) { cfg.prefix = prefix }
 }
 
 // WithStateDir keeps the table's local copy on disk (LevelDB, one directory
@@ -89,14 +97,19 @@ func WithLogger(l *slog.Logger) TableOption {
 // (github.com/lovoo/goka/tester) instead of Kafka, keeping its copy in the
 // tester's storage (WithStorage and WithStateDir do not apply); brokers are
 // then not needed. The tester hands a view only records written after it
-// recovered.
+// recovered. A processor running on the same tester keeps its tables with
+// codecs of its own, and the tester refuses one topic read with two codecs:
+// run the view on a tester of its own, fed the table's records.
 func WithTester(t goka.Tester) TableOption {
 	return func(cfg *tableConfig) { cfg.tester = t }
 }
 
 // NewTable validates its arguments and returns a table over topic, a goka
 // group table ("<group>-table", see goka.GroupTable). It connects to nothing
-// until Run.
+// until Run. It finds a key in the partition Kafka's default partitioner
+// picks (murmur2), where cdcflow's processors write it; a goka processor of
+// your own must write its table so too (goka.WithHasher with a murmur2
+// hash), not with goka's default FNV-1a.
 func NewTable[V any](brokers []string, topic goka.Table, opts ...TableOption) (*Table[V], error) {
 	cfg := tableConfig{codec: JSON[V]{}, storage: storage.MemoryBuilder(), sarama: saramaConfig()}
 	for _, o := range opts {
@@ -222,6 +235,7 @@ func (t *Table[V]) newView() (*goka.View, error) {
 		goka.WithViewTopicManagerBuilder(tmb),
 		goka.WithViewLogger(slog.NewLogLogger(t.cfg.logger.Handler(), slog.LevelInfo)),
 		goka.WithViewAutoReconnect(),
+		goka.WithViewHasher(kafkahash.New), // as the processors write tables
 	}
 	if t.cfg.tester != nil {
 		tmb = t.cfg.tester.TopicManagerBuilder()
@@ -304,7 +318,7 @@ func (t *Table[V]) Get(key string) (V, bool, error) {
 	if t.view == nil || !t.recovered.Load() {
 		return zero, false, t.notReady()
 	}
-	raw, err := t.view.Get(key)
+	raw, err := t.view.Get(t.cfg.prefix + key)
 	if err != nil {
 		return zero, false, fmt.Errorf("table %s: get %q: %w", t.topic, key, err)
 	}
@@ -335,6 +349,10 @@ func (t *Table[V]) Each(fn func(key string, value V) bool) error {
 	}
 	defer it.Release()
 	for it.Next() {
+		key, ok := strings.CutPrefix(it.Key(), t.cfg.prefix)
+		if !ok {
+			continue
+		}
 		raw, err := it.Value()
 		if err != nil {
 			return fmt.Errorf("table %s: key %q: %w", t.topic, it.Key(), err)
@@ -346,7 +364,7 @@ func (t *Table[V]) Each(fn func(key string, value V) bool) error {
 		if err != nil {
 			return fmt.Errorf("table %s: key %q: %w", t.topic, it.Key(), err)
 		}
-		if !fn(it.Key(), v) {
+		if !fn(key, v) {
 			return nil
 		}
 	}
