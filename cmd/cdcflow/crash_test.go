@@ -25,9 +25,15 @@ import (
 
 func buildBinary(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "cdcflow")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	return buildPackage(t, "github.com/cdcflow/cdcflow/cmd/cdcflow")
+}
+
+// buildPackage builds the command pkg into the test's temporary directory.
+func buildPackage(t testing.TB, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }
@@ -54,46 +60,16 @@ func TestCaptureSurvivesKill9(t *testing.T) {
 	}
 	exec1("CREATE TABLE " + stem + " (id int PRIMARY KEY, version int NOT NULL)")
 	t.Cleanup(func() {
-		db.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", stem)
+		testenv.DropSlot(ctx, db, stem)
 		db.Exec(ctx, "DROP PUBLICATION IF EXISTS "+stem)
 		db.Exec(ctx, "DROP TABLE IF EXISTS "+stem)
 		db.Close(ctx)
 	})
 
-	// Each run's log is kept and, when the test fails, its tail printed:
-	// a lost or late change is then explained by what capture said.
-	logDir := t.TempDir()
-	var logs []string
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		for _, path := range logs {
-			b, _ := os.ReadFile(path)
-			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-			if len(lines) > 30 {
-				lines = lines[len(lines)-30:]
-			}
-			t.Logf("--- %s (last %d lines)\n%s", filepath.Base(path), len(lines), strings.Join(lines, "\n"))
-		}
-	})
-	startCapture := func() *exec.Cmd {
-		cmd := exec.Command(bin, "capture", "--tables", "public."+stem, "--slot", stem, "--publication", stem,
-			"--topic-prefix", stem, "--status-interval", "100ms", "--snapshot-mode", "no_data")
-		cmd.Env = append(os.Environ(), "CDCFLOW_PG_DSN="+dsn, "CDCFLOW_KAFKA_BROKERS="+strings.Join(brokers, ","),
-			"CDCFLOW_REGISTRY_URL="+registry)
-		path := filepath.Join(logDir, fmt.Sprintf("capture-%d.log", len(logs)))
-		logs = append(logs, path)
-		logf, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
+	runs := newCaptureRuns(t, bin, []string{"CDCFLOW_PG_DSN=" + dsn, "CDCFLOW_KAFKA_BROKERS=" + strings.Join(brokers, ","),
+		"CDCFLOW_REGISTRY_URL=" + registry}, "--tables", "public."+stem, "--slot", stem, "--publication", stem,
+		"--topic-prefix", stem, "--status-interval", "100ms", "--snapshot-mode", "no_data")
+	startCapture := runs.start
 
 	// Capture sees only what commits after its slot exists (no snapshot
 	// here: a snapshot resumed after a kill would fold the changes before it
@@ -287,6 +263,61 @@ func TestCaptureSurvivesKill9(t *testing.T) {
 		t.Errorf("events for %d rows, the writer touched %d", len(byID), len(model))
 	}
 	t.Logf("%d rows, %d change events, each exactly once in per-key order across %d kills", len(model), len(events), kills)
+}
+
+// captureRuns starts cdcflow capture processes one after the other, with
+// the same arguments and environment. Each run's log is kept and, when the
+// test fails, its tail printed: a lost or late change is then explained by
+// what capture said.
+type captureRuns struct {
+	t    *testing.T
+	bin  string
+	env  []string
+	args []string
+	dir  string
+	logs []string
+}
+
+func newCaptureRuns(t *testing.T, bin string, env []string, args ...string) *captureRuns {
+	r := &captureRuns{t: t, bin: bin, env: env, args: args, dir: t.TempDir()}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, path := range r.logs {
+			b, _ := os.ReadFile(path)
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			if len(lines) > 30 {
+				lines = lines[len(lines)-30:]
+			}
+			t.Logf("--- %s (last %d lines)\n%s", filepath.Base(path), len(lines), strings.Join(lines, "\n"))
+		}
+	})
+	return r
+}
+
+// start starts a capture process, writing its log to a file of its own.
+func (r *captureRuns) start() *exec.Cmd {
+	r.t.Helper()
+	cmd := exec.Command(r.bin, append([]string{"capture"}, r.args...)...)
+	cmd.Env = append(os.Environ(), r.env...)
+	path := filepath.Join(r.dir, fmt.Sprintf("capture-%d.log", len(r.logs)))
+	r.logs = append(r.logs, path)
+	logf, err := os.Create(path)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	return cmd
+}
+
+// lastLog returns what the last run logged so far.
+func (r *captureRuns) lastLog() []byte {
+	b, _ := os.ReadFile(r.logs[len(r.logs)-1])
+	return b
 }
 
 // consumeAll reads a change topic with read_committed isolation until it has

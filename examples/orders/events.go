@@ -58,15 +58,22 @@ const EventsTopology = "order-events"
 
 // Events declares the topology that derives the order events from the
 // table schema.orders captured under topic prefix prefix, and emits them to
-// output (conventionally "events.Order"), keyed by order id.
+// output (conventionally "events.Order"; see [OrderEvents]), keyed by order
+// id.
 func Events(prefix, schema, output string) *topologies.Topology {
 	return topologies.New(EventsTopology,
-		topologies.Events(topologies.TableOf[Order](prefix, schema, "orders"), output, deriveEvents))
+		topologies.Events(topologies.TableOf[Order](prefix, schema, "orders"), OrderEvents(output), deriveEvents))
+}
+
+// OrderEvents declares the event topic topic that the [Events] topology
+// writes and the [Projections] topology reads: the order events.
+func OrderEvents(topic string) topologies.EventTopic {
+	return topologies.EventTopicOf(topic, OrderCreated{}, OrderPaid{}, OrderShipped{}, OrderCancelled{}, OrderAmountChanged{}, OrderDeleted{})
 }
 
 func deriveEvents(c topologies.Change[Order]) []topologies.Event {
 	event := func(o *Order, data any) []topologies.Event {
-		return []topologies.Event{{Type: typeName(data), AggregateID: strconv.FormatInt(o.ID, 10), Data: data}}
+		return []topologies.Event{{AggregateID: strconv.FormatInt(o.ID, 10), Data: data}}
 	}
 	switch c.Op {
 	case change.OpCreate, change.OpRead:
@@ -102,22 +109,4 @@ func sameAmount(a, b *big.Rat) bool {
 		return a == b
 	}
 	return a.Cmp(b) == 0
-}
-
-func typeName(data any) string {
-	switch data.(type) {
-	case OrderCreated:
-		return "OrderCreated"
-	case OrderPaid:
-		return "OrderPaid"
-	case OrderShipped:
-		return "OrderShipped"
-	case OrderCancelled:
-		return "OrderCancelled"
-	case OrderAmountChanged:
-		return "OrderAmountChanged"
-	case OrderDeleted:
-		return "OrderDeleted"
-	}
-	return ""
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cdcflow/cdcflow/examples/orders"
 	"github.com/cdcflow/cdcflow/internal/testenv"
 	"github.com/cdcflow/cdcflow/processors"
+	"github.com/cdcflow/cdcflow/processors/redismetrics"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/jackc/pgx/v5"
@@ -21,10 +22,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// metricsNodes is how many nodes the order-metrics topology has: each
+// counts each change in the processor's Stats.
+const metricsNodes = 3
+
 // TestOrderMetricsEndToEnd commits orders to PostgreSQL and checks that the
-// metrics in Redis equal what SQL says about the table, through real capture,
-// Kafka, schema registry and the goka processor; then delivers every change
-// a second time and checks that nothing moves.
+// metrics in Redis equal what SQL says about the table, and the windowed
+// metrics what the captured changes' commit times and SQL say, through real
+// capture, Kafka, schema registry and the goka processor; then delivers
+// every change a second time and checks that nothing moves.
 func TestOrderMetricsEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -72,6 +78,14 @@ func TestOrderMetricsEndToEnd(t *testing.T) {
 		waitUntil(t, what, 90*time.Second, cond, map[string]<-chan error{"processor": procDone, "capture": captureDone})
 	}
 	waitFor("metrics to equal SQL", func() bool { return reflect.DeepEqual(read(), want) })
+	wantWindows := capturedWindows(ctx, t, c)
+	if len(wantWindows[orders.OrdersPerHourWindow]) < 12 {
+		t.Fatalf("the captured changes give the windows %v", wantWindows)
+	}
+	waitFor("the windowed metrics to equal the captured changes", func() bool {
+		return reflect.DeepEqual(redisWindows(ctx, t, metrics), wantWindows)
+	})
+	t.Logf("windowed metrics: %v", wantWindows)
 	for series := range want {
 		if !strings.HasPrefix(series, orders.RevenuePerMinute+":") {
 			continue
@@ -95,15 +109,19 @@ func TestOrderMetricsEndToEnd(t *testing.T) {
 	if events != 7 { // 3 inserts, 2 updates, 1 delete, 1 insert: each once
 		t.Fatalf("the topic holds %d change events, want exactly 7", events)
 	}
-	// Wait until the processor has handled the copies too.
+	// Wait until the processor has handled the copies too: each of its
+	// nodes (the Metrics one and two Windowed ones) handles each change.
 	waitFor("the processor to handle the redelivered changes", func() bool {
-		return proc.Stats().Changes == 2*events
+		return proc.Stats().Changes == 2*metricsNodes*events
 	})
-	if st := proc.Stats(); st.Duplicates != events {
-		t.Fatalf("stats %+v: want %d duplicates", st, events)
+	if st := proc.Stats(); st.Duplicates != metricsNodes*events {
+		t.Fatalf("stats %+v: want %d duplicates", st, metricsNodes*events)
 	}
 	if got := read(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after redelivery metrics = %v, want %v", got, want)
+	}
+	if got := redisWindows(ctx, t, metrics); !reflect.DeepEqual(got, wantWindows) {
+		t.Fatalf("after redelivery windowed metrics = %v, want %v", got, wantWindows)
 	}
 	appliedAfter, err := rdb.HGetAll(ctx, rowsKey).Result()
 	if err != nil {
@@ -128,7 +146,7 @@ func TestRedisApplyIsIdempotent(t *testing.T) {
 	defer rdb.Close()
 	ctx := context.Background()
 	prefix := fmt.Sprintf("idem_%d", rand.IntN(1_000_000_000))
-	m := processors.NewRedisMetrics(rdb, prefix)
+	m := redismetrics.New(rdb, prefix)
 	sample := func(day string, cents int64) []topologies.Sample {
 		return []topologies.Sample{{Series: orders.OrdersPerDay, Bucket: day, Value: 1}, {Series: orders.RevenuePerDay, Bucket: day, Value: cents}}
 	}
@@ -204,7 +222,7 @@ func sqlMetrics(t *testing.T, ctx context.Context, db *pgx.Conn, table string) m
 }
 
 // redisMetrics reads every series of the order-metrics topology from Redis.
-func redisMetrics(t *testing.T, ctx context.Context, rdb *redis.Client, m *processors.RedisMetrics) map[string]map[string]int64 {
+func redisMetrics(t *testing.T, ctx context.Context, rdb *redis.Client, m *redismetrics.Store) map[string]map[string]int64 {
 	t.Helper()
 	out := map[string]map[string]int64{}
 	minuteKeys, err := rdb.Keys(ctx, m.SeriesKey(orders.MetricsTopology, orders.RevenuePerMinute)+":*").Result()
@@ -264,6 +282,13 @@ func copyTopic(t *testing.T, ctx context.Context, brokers []string, topic string
 // transaction markers), up to the end it has when called.
 func committedRecords(ctx context.Context, t *testing.T, brokers []string, topic string) []*kgo.Record {
 	t.Helper()
+	return readRecords(ctx, t, brokers, topic, kgo.ReadCommitted())
+}
+
+// readRecords reads a topic's records at isolation level iso (no
+// transaction markers), up to the end it has when called.
+func readRecords(ctx context.Context, t *testing.T, brokers []string, topic string, iso kgo.IsolationLevel) []*kgo.Record {
+	t.Helper()
 	kafka, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +305,7 @@ func committedRecords(ctx context.Context, t *testing.T, brokers []string, topic
 		}
 	})
 	consumer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.KeepControlRecords(),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.FetchIsolationLevel(iso), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/examples/orders"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/cdcflow/cdcflow/topologies/topotest"
 )
@@ -153,7 +154,7 @@ func TestDeriveEvents(t *testing.T) {
 	if err := topo.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	node := topo.Nodes[0].(*topologies.EventsNode)
+	node := topo.Nodes[0].Engine().(*engine.Events)
 	order := func(status string, amount int64) orders.Order {
 		return orders.Order{ID: 5, CustomerID: 9, Status: status, Amount: big.NewRat(amount, 1)}
 	}
@@ -200,5 +201,59 @@ func TestDeriveEvents(t *testing.T) {
 				t.Fatalf("events %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestWindowedMetrics unit-tests the metrics topology's windowed series with
+// the topotest harness: an order counts in the 1-minute window and the 12
+// hourly windows of its insert's commit time; a later amount change moves
+// its revenue there, a delete removes it, but not from a window closed a
+// minute (the grace) after its end.
+func TestWindowedMetrics(t *testing.T) {
+	h := topotest.New(t, orders.Metrics("shop", "public"))
+	rows := topotest.Table(h, table)
+	at := time.Date(2026, 11, 21, 10, 7, 30, 0, time.UTC)
+	o := orders.Order{ID: 7, CustomerID: 3, Status: "new", Amount: big.NewRat(1999, 100), CreatedAt: at}
+	rows.Insert(o, topotest.CommittedAt(at))
+	rows.Insert(orders.Order{ID: 8, CustomerID: 3, Status: "new", Amount: big.NewRat(1, 1), CreatedAt: at}, topotest.CommittedAt(at.Add(45*time.Second)))
+	o.Amount, o.Status = big.NewRat(2500, 100), "paid"
+	rows.Update(o, topotest.CommittedAt(at.Add(60*time.Second)))
+
+	minute := func(series string) map[string]int64 {
+		out := map[string]int64{}
+		for _, w := range h.Windows(series) {
+			out[w.Start.Format("15:04")] = w.Value
+		}
+		return out
+	}
+	if got, want := minute(orders.RevenuePerMinuteWindow), map[string]int64{"10:07": 2500, "10:08": 100}; !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %v, want %v", orders.RevenuePerMinuteWindow, got, want)
+	}
+	if got, want := minute(orders.OrdersPerMinuteWindow), map[string]int64{"10:07": 1, "10:08": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %v, want %v", orders.OrdersPerMinuteWindow, got, want)
+	}
+	hourly := h.Windows(orders.RevenuePerHourWindow)
+	if len(hourly) != 12 || hourly[0].Start.Format("15:04") != "09:10" || hourly[0].Value != 2600 || hourly[11].Start.Format("15:04") != "10:05" {
+		t.Errorf("%s = %+v, want 12 windows from 09:10 to 10:05 of 2600", orders.RevenuePerHourWindow, hourly)
+	}
+
+	before := h.Windows(orders.RevenuePerHourWindow)
+	h.Replay()
+	if got := h.Windows(orders.RevenuePerHourWindow); !reflect.DeepEqual(got, before) {
+		t.Errorf("the replay moved the windows: %+v", got)
+	}
+	// Order 8 goes at 10:08:40; order 7 at 10:09:30, when its 10:07 window
+	// (ended 10:08, grace 1m) is closed: that window keeps it, its open
+	// hourly windows do not.
+	rows.Delete(orders.Order{ID: 8}, topotest.CommittedAt(at.Add(70*time.Second)))
+	rows.Delete(orders.Order{ID: 7}, topotest.CommittedAt(at.Add(2*time.Minute)))
+	if got, want := minute(orders.RevenuePerMinuteWindow), map[string]int64{"10:07": 2500}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after the deletes %s = %v, want %v", orders.RevenuePerMinuteWindow, got, want)
+	}
+	if got := h.Windows(orders.RevenuePerHourWindow); len(got) != 0 {
+		t.Errorf("after the deletes %s = %+v, want none", orders.RevenuePerHourWindow, got)
+	}
+	if st := h.Stats(); st.Late != 1 || st.DeadLetters != 0 {
+		t.Errorf("stats %+v: want the last delete late", st)
 	}
 }

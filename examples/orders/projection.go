@@ -42,12 +42,6 @@ const (
 	CustomerLTVProjection = "customer-ltv"
 )
 
-// OrderEvents declares the event topic topic that the [Events] topology
-// writes, read back as the order events.
-func OrderEvents(topic string) topologies.EventTopic {
-	return topologies.EventTopicOf(topic, OrderCreated{}, OrderPaid{}, OrderShipped{}, OrderCancelled{}, OrderAmountChanged{}, OrderDeleted{})
-}
-
 // Projections declares the topology of the customer-ltv projection over the
 // order events on topic (conventionally "events.Order"): a [CustomerLTV] per
 // customer id.
@@ -57,7 +51,13 @@ func OrderEvents(topic string) topologies.EventTopic {
 // cancelled is not an event (see [Events]).
 func Projections(topic string) *topologies.Topology {
 	return topologies.New(ProjectionsTopology,
-		topologies.Projection(CustomerLTVProjection, OrderEvents(topic), customerKey, foldCustomerLTV))
+		CustomerLTVNode(topic))
+}
+
+// CustomerLTVNode declares the customer-ltv projection over the order events
+// on topic: a [CustomerLTV] per customer id.
+func CustomerLTVNode(topic string) *topologies.ProjectionNode[CustomerLTV] {
+	return topologies.Projection(CustomerLTVProjection, OrderEvents(topic), customerLTVHandlers...)
 }
 
 // orderFact is what an order event tells about its order.
@@ -68,52 +68,60 @@ type orderFact struct {
 	deleted  bool
 }
 
-func factOf(e topologies.RecordedEvent) (orderFact, bool) {
-	switch d := e.Data.(type) {
-	case OrderCreated:
-		return orderFact{customer: d.CustomerID, status: d.Status, amount: d.Amount}, true
-	case OrderPaid:
-		return orderFact{customer: d.CustomerID, status: "paid", amount: d.Amount}, true
-	case OrderShipped:
-		return orderFact{customer: d.CustomerID, status: "shipped", amount: d.Amount}, true
-	case OrderCancelled:
-		return orderFact{customer: d.CustomerID, status: "cancelled", amount: d.Amount}, true
-	case OrderAmountChanged:
-		return orderFact{customer: d.CustomerID, amount: d.Amount}, true
-	case OrderDeleted:
-		return orderFact{customer: d.CustomerID, deleted: true}, true
-	}
-	return orderFact{}, false
+// on declares the projection's handler of the events of type E, given what
+// one tells about its order: each is keyed by its order's customer.
+func on[E any](fact func(E) orderFact) topologies.Handler[CustomerLTV] {
+	return topologies.On(
+		func(e E) string { return strconv.FormatInt(fact(e).customer, 10) },
+		func(s CustomerLTV, e topologies.Recorded[E]) CustomerLTV {
+			return foldCustomerLTV(s, e.AggregateID, fact(e.Data))
+		})
 }
 
-func customerKey(e topologies.RecordedEvent) string {
-	f, ok := factOf(e)
-	if !ok {
-		return ""
-	}
-	return strconv.FormatInt(f.customer, 10)
+// onDelete is on for the event that deletes its order: the projection keeps
+// a marker of the order, dropped after the processor's marker retention.
+func onDelete[E any](fact func(E) orderFact) topologies.Handler[CustomerLTV] {
+	return topologies.OnDelete(
+		func(e E) string { return strconv.FormatInt(fact(e).customer, 10) },
+		func(s CustomerLTV, e topologies.Recorded[E]) CustomerLTV {
+			return foldCustomerLTV(s, e.AggregateID, fact(e.Data))
+		})
 }
 
-func foldCustomerLTV(s CustomerLTV, e topologies.RecordedEvent) CustomerLTV {
-	f, ok := factOf(e)
-	if !ok {
-		return s
-	}
+var customerLTVHandlers = []topologies.Handler[CustomerLTV]{
+	on(func(d OrderCreated) orderFact {
+		return orderFact{customer: d.CustomerID, status: d.Status, amount: d.Amount}
+	}),
+	on(func(d OrderPaid) orderFact {
+		return orderFact{customer: d.CustomerID, status: "paid", amount: d.Amount}
+	}),
+	on(func(d OrderShipped) orderFact {
+		return orderFact{customer: d.CustomerID, status: "shipped", amount: d.Amount}
+	}),
+	on(func(d OrderCancelled) orderFact {
+		return orderFact{customer: d.CustomerID, status: "cancelled", amount: d.Amount}
+	}),
+	on(func(d OrderAmountChanged) orderFact { return orderFact{customer: d.CustomerID, amount: d.Amount} }),
+	onDelete(func(d OrderDeleted) orderFact { return orderFact{customer: d.CustomerID, deleted: true} }),
+}
+
+// foldCustomerLTV folds what an event of order tells (f) into s.
+func foldCustomerLTV(s CustomerLTV, order string, f orderFact) CustomerLTV {
 	orders := maps.Clone(s.Orders)
 	if orders == nil {
 		orders = map[string]CustomerOrder{}
 	}
 	if f.deleted {
-		delete(orders, e.AggregateID)
+		delete(orders, order)
 	} else {
-		o := orders[e.AggregateID]
+		o := orders[order]
 		if f.status != "" {
 			o.Status = f.status
 		}
 		if f.amount != nil {
 			o.AmountCents = Cents(f.amount)
 		}
-		orders[e.AggregateID] = o
+		orders[order] = o
 	}
 	// Everything else follows from the orders, so that the state does not
 	// depend on how the events of different orders interleave.

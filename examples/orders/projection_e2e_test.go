@@ -2,10 +2,12 @@ package orders_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,13 +15,14 @@ import (
 	"github.com/cdcflow/cdcflow/processors"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
+	"github.com/cdcflow/cdcflow/views"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // createTopic creates topic with partitions partitions.
-func createTopic(ctx context.Context, t *testing.T, brokers []string, topic string, partitions int32) {
+func createTopic(ctx context.Context, t testing.TB, brokers []string, topic string, partitions int32) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -120,6 +123,7 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 	c := startCapturedOrdersNamed(ctx, t, "ltv", 4)
 	topic := "events." + c.stem + ".Order"
 	failed := map[string]<-chan error{"capture": c.done}
+	procs := map[string]*processors.Processor{}
 	start := func(name string, topo *topologies.Topology, cfg processors.Config) *processors.Processor {
 		t.Helper()
 		cfg.Brokers, cfg.Decoder = c.brokers, serde.NewDecoder(c.reg)
@@ -130,12 +134,19 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		failed[name] = done
+		procs[name] = p
 		go func() { done <- p.Run(ctx) }()
 		return p
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		waitUntil(t, what, 120*time.Second, cond, failed)
+		waitUntilDescribed(t, what, 120*time.Second, cond, failed, func() string {
+			var b strings.Builder
+			for name, p := range procs {
+				fmt.Fprintf(&b, "\n  %s: ready %v, %+v, lag %v", name, p.Ready(), p.Stats(), p.Lag())
+			}
+			return b.String()
+		})
 	}
 	adm, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
 	if err != nil {
@@ -145,7 +156,8 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 	// waitCommitted waits until a projection's group has committed every
 	// record of the event topic and its loop topic: goka commits a record
 	// only once what its callback wrote is stored, so the table topic then
-	// holds every write.
+	// holds every write. The event topic is written in transactions: its
+	// last offset is a commit marker, which a consumer never commits past.
 	waitCommitted := func(group string) {
 		t.Helper()
 		loop := group + "-" + orders.CustomerLTVProjection + "-loop" // goka's name for the group's loop topic
@@ -160,7 +172,11 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 			}
 			done := true
 			ends.Each(func(end kadm.ListedOffset) {
-				if o, ok := committed.Lookup(end.Topic, end.Partition); end.Offset > 0 && (!ok || o.At < end.Offset) {
+				last := end.Offset
+				if end.Topic == topic {
+					last-- // the marker
+				}
+				if o, ok := committed.Lookup(end.Topic, end.Partition); end.Offset > 0 && (!ok || o.At < last) {
 					done = false
 				}
 			})
@@ -173,8 +189,8 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 		return err == nil && len(details[topic].Partitions) == 4
 	})
 	live := start("live", orders.Projections(topic), processors.Config{Group: c.stem + "-live"})
-	node := orders.Projections(topic).Nodes[0].(*topologies.ProjectionNode)
-	liveTable, _ := processors.ProjectionTable(c.stem+"-live", node)
+	node := orders.CustomerLTVNode(topic)
+	liveTable := processors.ProjectionTable(c.stem+"-live", node)
 
 	// The workload: a scripted part, then random changes.
 	c.exec(ctx, t, "INSERT INTO "+c.table+" (id, customer_id, amount) VALUES (1, 1, 10.00), (2, 1, 20.50), (3, 2, 5.25), (4, 2, 100.00), (5, 3, 7.77)")
@@ -219,7 +235,8 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 
 	// Every change became events, and every event was folded once.
 	changes := int64(0)
-	for _, r := range c.records(ctx, t, c.topic) {
+	changeRecords := c.records(ctx, t, c.topic)
+	for _, r := range changeRecords {
 		if r.Value != nil {
 			changes++
 		}
@@ -227,6 +244,24 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 	waitFor("the events topology to handle every change", func() bool { return events.Stats().Changes == changes })
 	records := c.records(ctx, t, topic)
 	n := int64(len(records))
+	// The events group keeps each row's state in the partition of its
+	// table that its changes have in the change topic, as goka requires: a
+	// restarted or rebalanced processor recovers a partition's rows from
+	// that partition of the table.
+	partitionOf := map[string]int32{}
+	for _, r := range changeRecords {
+		partitionOf[string(r.Key)] = r.Partition
+	}
+	state := committedRecords(ctx, t, c.brokers, c.stem+"-events-table")
+	misplaced := 0
+	for _, r := range state {
+		if p, ok := partitionOf[string(r.Key)]; !ok || p != r.Partition {
+			misplaced++
+		}
+	}
+	if len(state) == 0 || misplaced > 0 {
+		t.Fatalf("%d of the %d row states of the events group are not in their rows' partition", misplaced, len(state))
+	}
 	waitFor("the projection to count every event", func() bool { return live.Stats().Changes == n })
 	waitCommitted(c.stem + "-live")
 	if st := live.Stats(); st.Duplicates != 0 || st.DeadLetters != 0 {
@@ -256,26 +291,20 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 	}
 
 	// The query side: a view of the table.
-	view, err := processors.NewProjectionView(c.brokers, c.stem+"-live", node)
+	view, err := views.Projection(c.brokers, c.stem+"-live", node)
 	if err != nil {
 		t.Fatal(err)
 	}
 	viewDone := make(chan error, 1)
 	go func() { viewDone <- view.Run(ctx) }()
-	select {
-	case <-view.WaitRunning():
-	case err := <-viewDone:
-		t.Fatalf("view: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("the view did not catch up within 60s")
-	}
+	waitUntil(t, "the view to catch up", 60*time.Second, view.Recovered, map[string]<-chan error{"view": viewDone})
 	for customer, w := range want {
-		v, err := view.Get(customer)
+		ltv, ok, err := view.Get(customer)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ltv, _ := v.(orders.CustomerLTV); !reflect.DeepEqual(ltv, w) {
-			t.Fatalf("view of customer %s: %+v, want %+v", customer, v, w)
+		if !ok || !reflect.DeepEqual(ltv, w) {
+			t.Fatalf("view of customer %s: %+v (found: %v), want %+v", customer, ltv, ok, w)
 		}
 	}
 
@@ -283,7 +312,7 @@ func TestCustomerLTVEndToEnd(t *testing.T) {
 	// from its start into a new table.
 	liveValues, liveRecords := tableValues(ctx, t, c.brokers, string(liveTable))
 	rebuild := start("rebuild", orders.Projections(topic), processors.Config{Group: c.stem + "-rebuild"})
-	rebuiltTable, _ := processors.ProjectionTable(c.stem+"-rebuild", node)
+	rebuiltTable := processors.ProjectionTable(c.stem+"-rebuild", node)
 	waitFor("the rebuild to count every event", func() bool { return rebuild.Stats().Changes == n })
 	waitCommitted(c.stem + "-rebuild")
 	rebuilt, _ := tableValues(ctx, t, c.brokers, string(rebuiltTable))

@@ -12,12 +12,13 @@ import (
 
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/examples/orders"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/topologies"
 )
 
 // projectEvents folds events into a projection's table (key → value) as its
 // processor does, and returns how many events changed it.
-func projectEvents(t *testing.T, node *topologies.ProjectionNode, table map[string][]byte, events []topologies.RecordedEvent) int {
+func projectEvents(t *testing.T, node *engine.Projection, table map[string][]byte, events []engine.Recorded) int {
 	t.Helper()
 	applied := 0
 	for _, e := range events {
@@ -59,15 +60,15 @@ func wantLTV(rows map[int64]orders.Order) map[string]orders.CustomerLTV {
 
 // gotLTV decodes a projection table, leaving out customers without orders
 // (all of them deleted), which the rows cannot show.
-func gotLTV(t *testing.T, node *topologies.ProjectionNode, table map[string][]byte) map[string]orders.CustomerLTV {
+func gotLTV(t *testing.T, node *topologies.ProjectionNode[orders.CustomerLTV], table map[string][]byte) map[string]orders.CustomerLTV {
 	t.Helper()
 	out := map[string]orders.CustomerLTV{}
 	for k, v := range table {
-		s, err := node.State(v)
+		ltv, err := node.State(v)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ltv := s.(orders.CustomerLTV); len(ltv.Orders) > 0 {
+		if len(ltv.Orders) > 0 {
 			out[k] = ltv
 		}
 	}
@@ -81,15 +82,16 @@ func gotLTV(t *testing.T, node *topologies.ProjectionNode, table map[string][]by
 // orders interleaved otherwise, and with every event twice, leaves the same
 // bytes.
 func TestCustomerLTVProjection(t *testing.T) {
-	derive := orders.Events("shop", "public", "events.Order").Nodes[0].(*topologies.EventsNode)
+	derive := orders.Events("shop", "public", "events.Order").Nodes[0].Engine().(*engine.Events)
 	topo := orders.Projections("events.Order")
 	if err := topo.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	node := topo.Nodes[0].(*topologies.ProjectionNode)
+	ltv := orders.CustomerLTVNode("events.Order")
+	node := ltv.Engine().(*engine.Projection)
 
 	rows := map[int64]orders.Order{}
-	var log []topologies.RecordedEvent
+	var log []engine.Recorded
 	emit := func(op change.Op, before, after *orders.Order, lsn change.LSN) {
 		var b, a any
 		if before != nil {
@@ -100,7 +102,7 @@ func TestCustomerLTVProjection(t *testing.T) {
 		}
 		pos := change.Position{CommitLSN: lsn, Index: 1}
 		for _, e := range derive.Derive(op, b, a, pos, change.Source{}) {
-			log = append(log, topologies.RecordedEvent{Event: e, ID: topologies.EventID(pos, e.AggregateID, e.Type), Position: pos})
+			log = append(log, engine.Recorded{Type: e.Type, AggregateID: e.AggregateID, ID: topologies.EventID(pos, e.AggregateID, e.Type), Position: pos, Data: e.Data})
 		}
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -137,7 +139,7 @@ func TestCustomerLTVProjection(t *testing.T) {
 		t.Fatalf("applied %d of %d events", n, len(log))
 	}
 	want := wantLTV(rows)
-	if got := gotLTV(t, node, live); !reflect.DeepEqual(got, want) {
+	if got := gotLTV(t, ltv, live); !reflect.DeepEqual(got, want) {
 		t.Fatalf("projection\n%+v\nwant\n%+v", got, want)
 	}
 	types := map[string]int{}
@@ -151,12 +153,12 @@ func TestCustomerLTVProjection(t *testing.T) {
 	// A rebuild that reads the orders' events grouped by order (as from
 	// other partitions), each twice.
 	regrouped := slices.Clone(log)
-	slices.SortStableFunc(regrouped, func(a, b topologies.RecordedEvent) int {
+	slices.SortStableFunc(regrouped, func(a, b engine.Recorded) int {
 		x, _ := strconv.Atoi(a.AggregateID)
 		y, _ := strconv.Atoi(b.AggregateID)
 		return y - x
 	})
-	var twice []topologies.RecordedEvent
+	var twice []engine.Recorded
 	for _, e := range regrouped {
 		twice = append(twice, e, e)
 	}

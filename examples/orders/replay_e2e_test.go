@@ -14,10 +14,8 @@ import (
 	"time"
 
 	"github.com/cdcflow/cdcflow/examples/orders"
-	"github.com/cdcflow/cdcflow/internal/testenv"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/processors"
-	"github.com/cdcflow/cdcflow/serde"
-	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/lovoo/goka"
@@ -27,15 +25,16 @@ import (
 )
 
 // TestReplayEverySink runs every processor kind of the example on one
-// workload of real capture output: the order metrics (Redis), the order
-// events (Kafka), the order summary read model with its search index
-// (goka tables, Elasticsearch) and the customer-ltv projection of the
-// events. The workload has inserts, status transitions, amount changes,
+// workload of real capture output: the order metrics and windowed order
+// metrics (Redis), the order events (Kafka), the order summary read model
+// with its search index (goka tables, Elasticsearch) and the customer-ltv
+// projection of the events. The workload has inserts, status transitions, amount changes,
 // customer renames, an order moving to another customer, line items moving,
 // rows arriving before the rows they point at, and deletes.
 //
 // Source agreement: the metrics, the summaries and the search documents
-// equal what SQL says over the source tables. Replay: every consumer group
+// equal what SQL says over the source tables, the windowed metrics what
+// the captured inserts' commit times and SQL say. Replay: every consumer group
 // is then reset to the beginning and run again, and the goka tables, the
 // Redis keys, the Elasticsearch documents (with their versions and sequence
 // numbers: nothing was written) and the event topic are byte-for-byte what
@@ -45,52 +44,13 @@ func TestReplayEverySink(t *testing.T) {
 	defer cancel()
 	c := startCapturedOrdersNamed(ctx, t, "replay", 0)
 	s := c.stem
-	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
-	defer rdb.Close()
-	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{testenv.ESURL(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventTopic, index := "events."+s+".Order", s+"-summaries"
-	summaryNode := orders.SummaryNode(s, s)
-	ltvNode := orders.Projections(eventTopic).Nodes[0].(*topologies.ProjectionNode)
-
-	// The processors, each under a group of the test's own.
-	type running struct {
-		proc *processors.Processor
-		stop context.CancelFunc
-		done chan error
-	}
-	procs := map[string]*running{}
-	failed := map[string]<-chan error{"capture": c.done}
-	start := func(name string, topo *topologies.Topology, cfg processors.Config) {
-		t.Helper()
-		cfg.Brokers, cfg.Decoder, cfg.Group = c.brokers, serde.NewDecoder(c.reg), s+"-"+name
-		cfg.DeadLetterTopic = s + "." + name + ".dlq"
-		p, err := processors.NewProcessor(topo, cfg)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		pctx, stop := context.WithCancel(ctx)
-		r := &running{proc: p, stop: stop, done: make(chan error, 1)}
-		go func() { r.done <- p.Run(pctx) }()
-		procs[name], failed[name] = r, r.done
-	}
+	p := newPipeline(t, c, c.reg)
+	rdb, es, eventTopic, index := p.rdb, p.es, p.eventTopic, p.index
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		waitUntil(t, what, 120*time.Second, cond, failed)
+		p.waitFor(t, what, cond)
 	}
-	startAll := func() {
-		t.Helper()
-		start("metrics", orders.Metrics(s, s), processors.Config{Redis: rdb, KeyPrefix: s})
-		start("events", orders.Events(s, s, eventTopic), processors.Config{Encoder: serde.NewEncoder(c.reg, s)})
-		start("summaries", orders.Summaries(s, s, index), processors.Config{Elasticsearch: es})
-		// The projection reads the event topic, which the events
-		// processor creates when it starts.
-		waitFor("the event topic", func() bool { return topicExists(ctx, t, c, eventTopic) })
-		start("projections", orders.Projections(eventTopic), processors.Config{})
-	}
-	startAll()
+	p.startAll(ctx, t)
 
 	// The workload. Line item 10 and customer 3 arrive before the rows that
 	// point at them or that they point at.
@@ -123,15 +83,25 @@ func TestReplayEverySink(t *testing.T) {
 	if len(wantMetrics[orders.OrdersPerDay]) != 2 || wantMetrics[orders.TopCustomers]["1"] != 1000+8990 {
 		t.Fatalf("the workload left unexpected metrics: %v", wantMetrics)
 	}
-	modelTable := goka.GroupTable(processors.ReadModelGroup(s+"-summaries", summaryNode))
+	modelTable := p.modelTable()
 	waitFor("the summaries to equal SQL", func() bool {
-		return reflect.DeepEqual(summariesOf(t, summaryNode, readTable(ctx, t, c.brokers, modelTable)), wantSummaries)
+		return reflect.DeepEqual(summariesOf(t, p.summary, readTable(ctx, t, c.brokers, modelTable)), wantSummaries)
 	})
 	waitFor("the search documents to equal SQL", func() bool {
 		return reflect.DeepEqual(searchSummaries(ctx, t, es, index), wantSummaries)
 	})
+	waitFor("the PostgreSQL summaries to equal SQL", func() bool {
+		return reflect.DeepEqual(pgSummaries(ctx, t, p), wantSummaries)
+	})
 	waitFor("the metrics to equal SQL", func() bool {
-		return reflect.DeepEqual(redisMetrics(t, ctx, rdb, procs["metrics"].proc.Metrics()), wantMetrics)
+		return reflect.DeepEqual(redisMetrics(t, ctx, rdb, p.procs[metricsProc].proc.Metrics()), wantMetrics)
+	})
+	wantWindows := capturedWindows(ctx, t, c)
+	if len(wantWindows[orders.RevenuePerMinuteWindow]) == 0 {
+		t.Fatalf("the captured changes give the windows %v", wantWindows)
+	}
+	waitFor("the windowed metrics to equal the captured changes", func() bool {
+		return reflect.DeepEqual(redisWindows(ctx, t, p.procs[metricsProc].proc.Metrics()), wantWindows)
 	})
 	orderChanges := int64(0)
 	for _, r := range c.records(ctx, t, c.topic) {
@@ -140,13 +110,21 @@ func TestReplayEverySink(t *testing.T) {
 		}
 	}
 	waitFor("the events processor to handle every order change", func() bool {
-		return procs["events"].proc.Stats().Changes == orderChanges
+		return p.procs[eventsProc].proc.Stats().Changes == orderChanges
 	})
 	events := int64(len(c.records(ctx, t, eventTopic)))
-	waitFor("the projection to fold every event", func() bool { return procs["projections"].proc.Stats().Changes >= events })
+	waitFor("the projection to fold every event", func() bool { return p.procs[projectionsProc].proc.Stats().Changes >= events })
 	checkSummaryAPI(ctx, t, c, s+"-summaries", wantSummaries)
-	settle(t, waitFor, procs["summaries"].proc, procs["projections"].proc)
-	for name, r := range procs {
+	settle(t, waitFor, p.procs[summariesProc].proc, p.procs[projectionsProc].proc)
+	// The read model's updates topic keeps what its model stage has not
+	// read for Kafka's default week, not goka's hour.
+	updates := engine.UpdatesTopic(s+"-"+summariesProc, p.summary.Name())
+	admin := kadm.NewClient(kgoClient(t, c.brokers))
+	if r := topicRetention(ctx, t, admin, updates); r != "604800000" {
+		t.Errorf("updates topic %s has retention.ms=%s, want 604800000 (a week)", updates, r)
+	}
+	admin.Close()
+	for name, r := range p.procs {
 		if st := r.proc.Stats(); st.Duplicates != 0 || st.DeadLetters != 0 {
 			t.Fatalf("%s: stats %+v before any replay", name, st)
 		}
@@ -154,14 +132,15 @@ func TestReplayEverySink(t *testing.T) {
 
 	tables := []goka.Table{
 		modelTable,
-		goka.GroupTable(processors.ReadModelIndexGroup(s+"-summaries", summaryNode)),
+		processors.JoinTable(s+"-summaries", p.summary),
 		goka.GroupTable(goka.Group(s + "-events")), // what the events processor keeps per order
-		goka.GroupTable(goka.Group(ltvNode.Group(s + "-projections"))),
+		processors.ProjectionTable(s+"-projections", p.ltv),
 	}
 	snapshot := func() sinks {
 		t.Helper()
 		out := sinks{tables: map[goka.Table]map[string][]byte{}, redis: redisKeys(ctx, t, rdb, s),
-			search: rawDocuments(ctx, t, es, index), events: c.records(ctx, t, eventTopic)}
+			search: rawDocuments(ctx, t, es, index), events: c.records(ctx, t, eventTopic),
+			pg: pgRows(ctx, t, p.pg, p.pgTable), pgDeleted: pgRows(ctx, t, p.pg, p.pgTable+"_cdc_deleted")}
 		for _, tb := range tables {
 			out.tables[tb] = readTable(ctx, t, c.brokers, tb)
 		}
@@ -170,15 +149,11 @@ func TestReplayEverySink(t *testing.T) {
 	before := snapshot()
 	t.Logf("before the replay: %d summaries, %d Redis keys, %d search documents, %d events from %d order changes",
 		len(before.tables[modelTable]), len(before.redis), len(before.search), len(before.events), orderChanges)
+	t.Logf("before the replay: %d PostgreSQL rows, %d tombstones", len(before.pg), len(before.pgDeleted))
 
 	// Reset every consumer group to the beginning, and run again.
 	var groups []string
-	for name, r := range procs {
-		r.stop()
-		if err := <-r.done; err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
+	p.stopAll(t)
 	adm := kadm.NewClient(kgoClient(t, c.brokers))
 	defer adm.Close()
 	listed, err := adm.ListGroups(ctx)
@@ -186,12 +161,15 @@ func TestReplayEverySink(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, g := range listed.Groups() {
-		if strings.HasPrefix(g, s+"-") {
+		// Not the event relay's group: its offsets on the events group's
+		// table record which events were published, as capture's
+		// checkpoint records which changes were; a replay keeps it.
+		if strings.HasPrefix(g, s+"-") && g != s+"-events-outbox-relay" {
 			groups = append(groups, g)
 		}
 	}
 	slices.Sort(groups)
-	want := []string{s + "-events", s + "-metrics", s + "-projections-customer-ltv", s + "-summaries", s + "-summaries-summary", s + "-summaries-summary-index"}
+	want := []string{s + "-events", s + "-metrics", s + "-projections-customer-ltv", s + "-summaries", s + "-summaries-summary", s + "-summaries-summary-join"}
 	if !reflect.DeepEqual(groups, want) {
 		t.Fatalf("consumer groups %v, want %v", groups, want)
 	}
@@ -204,21 +182,15 @@ func TestReplayEverySink(t *testing.T) {
 			t.Fatalf("reset group %s: %+v", g, r)
 		}
 	}
-	procs, failed = map[string]*running{}, map[string]<-chan error{"capture": c.done}
-	startAll()
-	defer func() {
-		for _, r := range procs {
-			r.stop()
-		}
-	}()
-	for _, name := range []string{"metrics", "events"} {
-		p := procs[name].proc
+	p.startAll(ctx, t)
+	defer p.stopAll(t)
+	for name, nodes := range map[string]int64{metricsProc: metricsNodes, eventsProc: 1} {
 		waitFor(name+" to see every order change again", func() bool {
-			st := p.Stats()
-			return st.Changes == orderChanges && st.Duplicates == orderChanges
+			st := p.stats(name)
+			return st.Changes == nodes*orderChanges && st.Duplicates == nodes*orderChanges
 		})
 	}
-	settle(t, waitFor, procs["summaries"].proc, procs["projections"].proc)
+	settle(t, waitFor, p.procs[summariesProc].proc, p.procs[projectionsProc].proc)
 	after := snapshot()
 	for _, tb := range tables {
 		if !equalTables(before.tables[tb], after.tables[tb]) {
@@ -227,6 +199,12 @@ func TestReplayEverySink(t *testing.T) {
 	}
 	if !maps.Equal(before.redis, after.redis) {
 		t.Errorf("the replay changed Redis:\nbefore %v\nafter  %v", before.redis, after.redis)
+	}
+	if !maps.Equal(before.pg, after.pg) || !maps.Equal(before.pgDeleted, after.pgDeleted) {
+		t.Errorf("the replay changed the PostgreSQL table:\nbefore %v %v\nafter  %v %v", before.pg, before.pgDeleted, after.pg, after.pgDeleted)
+	}
+	if len(before.pgDeleted) == 0 {
+		t.Errorf("the PostgreSQL table keeps no tombstone of the deleted order")
 	}
 	if !maps.Equal(before.search, after.search) {
 		t.Errorf("the replay changed the search index:\nbefore %v\nafter  %v", before.search, after.search)
@@ -240,7 +218,7 @@ func TestReplayEverySink(t *testing.T) {
 			t.Errorf("event %d differs after the replay", i)
 		}
 	}
-	for name, r := range procs {
+	for name, r := range p.procs {
 		st := r.proc.Stats()
 		t.Logf("replay %s: %+v", name, st)
 		if st.Changes == 0 || st.Duplicates == 0 || st.DeadLetters != 0 {
@@ -257,12 +235,27 @@ type sinks struct {
 	redis  map[string]string
 	search map[string]string
 	events []*kgo.Record
+	// pg and pgDeleted are the summaries' PostgreSQL table and its
+	// tombstones, row by row as JSON (with cdc_version and cdc_position).
+	pg, pgDeleted map[string]string
 }
 
-// settle waits until the processors' counters have not moved for 3s: what
-// they consumed is processed, and what they wrote is written.
+// settle waits until the processors have caught up with their inputs as
+// they were when they started (Ready), then until their counters have not
+// moved for 3s: what they consumed is processed, and what they wrote (to
+// their own internal topics too) is written. Without the first wait, a
+// processor still joining its group under load (counters all zero for 3s)
+// would count as settled.
 func settle(t *testing.T, waitFor func(string, func() bool), procs ...*processors.Processor) {
 	t.Helper()
+	waitFor("the processors to catch up", func() bool {
+		for _, p := range procs {
+			if !p.Ready() {
+				return false
+			}
+		}
+		return true
+	})
 	last := make([]processors.Stats, len(procs))
 	still := time.Now()
 	waitFor("the processors to settle", func() bool {
@@ -275,9 +268,9 @@ func settle(t *testing.T, waitFor func(string, func() bool), procs ...*processor
 	})
 }
 
-func topicExists(ctx context.Context, t *testing.T, c *capturedOrders, topic string) bool {
+func topicExists(ctx context.Context, t *testing.T, brokers []string, topic string) bool {
 	t.Helper()
-	adm := kadm.NewClient(kgoClient(t, c.brokers))
+	adm := kadm.NewClient(kgoClient(t, brokers))
 	defer adm.Close()
 	details, err := adm.ListTopics(ctx, topic)
 	return err == nil && details.Has(topic) && details[topic].Err == nil

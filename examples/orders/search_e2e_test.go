@@ -16,6 +16,7 @@ import (
 	"github.com/cdcflow/cdcflow/examples/orders"
 	"github.com/cdcflow/cdcflow/internal/testenv"
 	"github.com/cdcflow/cdcflow/processors"
+	"github.com/cdcflow/cdcflow/processors/searchindex"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/elastic/go-elasticsearch/v8"
@@ -65,7 +66,7 @@ func startCapturedOrdersNamed(ctx context.Context, t *testing.T, name string, pa
 	}
 	t.Cleanup(func() {
 		bg := context.Background()
-		db.Exec(bg, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", stem)
+		testenv.DropSlot(bg, db, stem)
 		db.Exec(bg, "DROP PUBLICATION IF EXISTS "+stem)
 		db.Exec(bg, "DROP SCHEMA "+stem+" CASCADE")
 		db.Close(bg)
@@ -94,6 +95,13 @@ func startCapturedOrdersNamed(ctx context.Context, t *testing.T, name string, pa
 // Run result).
 func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool, running map[string]<-chan error) {
 	t.Helper()
+	waitUntilDescribed(t, what, timeout, cond, running, nil)
+}
+
+// waitUntilDescribed is waitUntil, saying what describe returns when it
+// times out.
+func waitUntilDescribed(t *testing.T, what string, timeout time.Duration, cond func() bool, running map[string]<-chan error, describe func() string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		for name, done := range running {
@@ -104,6 +112,9 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 			}
 		}
 		if time.Now().After(deadline) {
+			if describe != nil {
+				t.Fatalf("timed out waiting for %s: %s", what, describe())
+			}
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -274,7 +285,7 @@ func TestOrderSearchEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := created[index]; got.Mappings.Properties["status"].Type != "keyword" || got.Settings.Index.GCDeletes != processors.DeleteRetention {
+	if got := created[index]; got.Mappings.Properties["status"].Type != "keyword" || got.Settings.Index.GCDeletes != searchindex.DeleteRetention {
 		t.Fatalf("index %s created with %+v", index, got)
 	}
 

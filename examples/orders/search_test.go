@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/examples/orders"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/cdcflow/cdcflow/topologies/topotest"
 )
@@ -19,9 +20,9 @@ func TestSearchTopology(t *testing.T) {
 	if err := topo.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	node := topo.Nodes[0].(*topologies.IndexNode)
-	if node.Input() != "shop.public.orders" || node.IndexName() != "orders" || node.Mapping() != orders.SearchMapping {
-		t.Fatalf("node %s %s", node.Input(), node.IndexName())
+	node := topo.Nodes[0].Engine().(*engine.SearchIndex)
+	if node.Input != "shop.public.orders" || node.Index != "orders" || node.Mapping != orders.SearchMapping {
+		t.Fatalf("node %s %s", node.Input, node.Index)
 	}
 	id, doc, err := node.Document(change.Row{"id": int64(7), "customer_id": int32(3), "status": "paid",
 		"amount": big.NewRat(2050, 100), "created_at": time.Date(2026, 11, 21, 23, 30, 0, 0, time.FixedZone("x", -3600))})

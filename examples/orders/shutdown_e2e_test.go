@@ -1,12 +1,10 @@
 package orders_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +14,6 @@ import (
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/redis/go-redis/v9"
 )
-
-// syncBuffer is a log destination tests read while the processor writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestMetricsChangeSurvivesShutdownDuringRedisRetry stops a processor while
 // it retries a change Redis does not take (nothing listens at its address),
@@ -48,7 +28,7 @@ func TestMetricsChangeSurvivesShutdownDuringRedisRetry(t *testing.T) {
 
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
 	defer dead.Close()
-	var logs syncBuffer
+	var logs testenv.Output
 	proc, err := processors.NewProcessor(orders.Metrics(c.stem, c.stem), processors.Config{
 		Brokers: c.brokers, Decoder: serde.NewDecoder(c.reg), Redis: dead, KeyPrefix: c.stem, Group: group,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -59,7 +39,7 @@ func TestMetricsChangeSurvivesShutdownDuringRedisRetry(t *testing.T) {
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- proc.Run(pctx) }()
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), "redis write failed; retrying"); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), "redis failed; retrying"); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the processor never tried Redis; its log:\n%s", logs.String())
 		}

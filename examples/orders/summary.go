@@ -90,16 +90,27 @@ const SummaryMapping = `{"properties": {
 // customer's name and their status, searchable. An empty index keeps the
 // read model alone.
 func Summaries(prefix, schema, index string) *topologies.Topology {
+	return SummariesInto(prefix, schema, index, "")
+}
+
+// SummariesInto is [Summaries] that also writes the summaries to the
+// PostgreSQL table table ("table" or "schema.table"; empty: none), a row
+// per order keyed by order_id, upserted whenever the summary changes and
+// deleted with its order.
+func SummariesInto(prefix, schema, index, table string) *topologies.Topology {
 	node := SummaryNode(prefix, schema)
-	if index == "" {
-		return topologies.New(SummaryTopology, node)
+	nodes := []topologies.Node{node}
+	if index != "" {
+		nodes = append(nodes, topologies.IndexReadModel(node, index, nil, topologies.WithMapping(SummaryMapping)))
 	}
-	return topologies.New(SummaryTopology, node,
-		topologies.IndexReadModel[OrderSummary](node, index, nil, topologies.WithMapping(SummaryMapping)))
+	if table != "" {
+		nodes = append(nodes, topologies.PostgresReadModel(node, table, topologies.PrimaryKey("order_id")))
+	}
+	return topologies.New(SummaryTopology, nodes...)
 }
 
 // SummaryNode is the read model [Summaries] runs, for reading it back.
-func SummaryNode(prefix, schema string) *topologies.ReadModelNode {
+func SummaryNode(prefix, schema string) *topologies.ReadModelNode[OrderSummary] {
 	return topologies.ReadModel[OrderSummary](SummaryModel,
 		topologies.Root(topologies.TableOf[Order](prefix, schema, "orders"), orderKey, applyOrder),
 		topologies.Children(topologies.TableOf[OrderItem](prefix, schema, "order_items"), itemOrder, applyItems),

@@ -13,57 +13,60 @@ import (
 
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/examples/orders"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/topologies"
 	"github.com/cdcflow/cdcflow/topologies/topotest"
 )
 
-// memReadModel runs a read model's two stages in memory, delivering the
-// messages of different keys in a random order (each key's in order, as
-// Kafka partitions do), and some twice. The topotest harness delivers them
-// in one order, first in first out; the convergence test below needs many.
+// memReadModel runs a read model's two stages in memory, through the stage
+// functions of its runtime form (engine.ReadModel), delivering the messages
+// of different keys in a random order (each key's in order, as Kafka
+// partitions do), and some twice. The topotest harness delivers them in one
+// order, first in first out; the convergence test below needs many.
 type memReadModel struct {
-	node  *topologies.ReadModelNode
+	node  *topologies.ReadModelNode[orders.OrderSummary]
+	stage *engine.ReadModel
 	rng   *rand.Rand
-	index map[string]*topologies.IndexState
-	model map[string]*topologies.ModelState
+	join  map[string]*engine.JoinState
+	model map[string]*engine.ModelState
 	// pending messages per key, each key's in order.
-	indexQ map[string][]topologies.IndexMsg
-	modelQ map[string][]topologies.ModelMsg
-	// sent is every message the index stage sent the model stage: the
+	joinQ  map[string][]engine.JoinMsg
+	modelQ map[string][]engine.ModelMsg
+	// sent is every message the join stage sent the model stage: the
 	// updates topic, which a reset model group reads again.
-	sent []topologies.Keyed[topologies.ModelMsg]
+	sent []engine.Keyed[engine.ModelMsg]
 }
 
-func newMemReadModel(node *topologies.ReadModelNode, seed uint64) *memReadModel {
-	return &memReadModel{node: node, rng: rand.New(rand.NewPCG(seed, seed)),
-		index: map[string]*topologies.IndexState{}, model: map[string]*topologies.ModelState{},
-		indexQ: map[string][]topologies.IndexMsg{}, modelQ: map[string][]topologies.ModelMsg{}}
+func newMemReadModel(node *topologies.ReadModelNode[orders.OrderSummary], seed uint64) *memReadModel {
+	return &memReadModel{node: node, stage: node.Engine().(*engine.ReadModel), rng: rand.New(rand.NewPCG(seed, seed)),
+		join: map[string]*engine.JoinState{}, model: map[string]*engine.ModelState{},
+		joinQ: map[string][]engine.JoinMsg{}, modelQ: map[string][]engine.ModelMsg{}}
 }
 
 func (m *memReadModel) feed(t *testing.T, topic string, ev *change.Event) {
 	t.Helper()
 	var err error
 	switch {
-	case topic == m.node.Input():
-		var model topologies.Keyed[topologies.ModelMsg]
-		var index *topologies.Keyed[topologies.IndexMsg]
-		model, index, err = m.node.RouteRoot(ev)
+	case topic == m.stage.Root.Topic:
+		var model engine.Keyed[engine.ModelMsg]
+		var join *engine.Keyed[engine.JoinMsg]
+		model, join, err = m.stage.RouteRoot(ev)
 		m.modelQ[model.Key] = append(m.modelQ[model.Key], model.Msg)
-		if index != nil {
-			m.indexQ[index.Key] = append(m.indexQ[index.Key], index.Msg)
+		if join != nil {
+			m.joinQ[join.Key] = append(m.joinQ[join.Key], join.Msg)
 		}
-	case m.node.IsChildren(topic):
+	case m.stage.IsChildren(topic):
 		row := ev.After
 		if row == nil {
 			row = ev.Before
 		}
-		var k topologies.Keyed[topologies.IndexMsg]
-		k, err = m.node.RouteChild(topic, "id="+strconv.FormatInt(row["id"].(int64), 10), ev)
-		m.indexQ[k.Key] = append(m.indexQ[k.Key], k.Msg)
+		var k engine.Keyed[engine.JoinMsg]
+		k, err = m.stage.RouteChild(topic, "id="+strconv.FormatInt(row["id"].(int64), 10), ev)
+		m.joinQ[k.Key] = append(m.joinQ[k.Key], k.Msg)
 	default:
-		var k topologies.Keyed[topologies.IndexMsg]
-		k, err = m.node.RouteRef(topic, ev)
-		m.indexQ[k.Key] = append(m.indexQ[k.Key], k.Msg)
+		var k engine.Keyed[engine.JoinMsg]
+		k, err = m.stage.RouteRef(topic, ev)
+		m.joinQ[k.Key] = append(m.joinQ[k.Key], k.Msg)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -74,10 +77,10 @@ func (m *memReadModel) feed(t *testing.T, topic string, ev *change.Event) {
 // a random tenth of them twice.
 func (m *memReadModel) drain(t *testing.T) {
 	t.Helper()
-	for len(m.indexQ)+len(m.modelQ) > 0 {
-		keys := make([]string, 0, len(m.indexQ)+len(m.modelQ))
-		for k := range m.indexQ {
-			keys = append(keys, "i"+k)
+	for len(m.joinQ)+len(m.modelQ) > 0 {
+		keys := make([]string, 0, len(m.joinQ)+len(m.modelQ))
+		for k := range m.joinQ {
+			keys = append(keys, "j"+k)
 		}
 		for k := range m.modelQ {
 			keys = append(keys, "m"+k)
@@ -88,19 +91,19 @@ func (m *memReadModel) drain(t *testing.T) {
 		if m.rng.IntN(10) == 0 {
 			times = 2
 		}
-		if key := pick[1:]; pick[0] == 'i' {
-			msg := m.indexQ[key][0]
-			if m.indexQ[key] = m.indexQ[key][1:]; len(m.indexQ[key]) == 0 {
-				delete(m.indexQ, key)
+		if key := pick[1:]; pick[0] == 'j' {
+			msg := m.joinQ[key][0]
+			if m.joinQ[key] = m.joinQ[key][1:]; len(m.joinQ[key]) == 0 {
+				delete(m.joinQ, key)
 			}
 			for range times {
-				next, loops, updates, dup := m.node.Index(key, m.index[key], msg)
+				next, loops, updates, dup := m.stage.Join(key, m.join[key], msg)
 				if dup {
 					continue
 				}
-				m.index[key] = next
+				m.join[key] = next
 				for _, l := range loops {
-					m.indexQ[l.Key] = append(m.indexQ[l.Key], l.Msg)
+					m.joinQ[l.Key] = append(m.joinQ[l.Key], l.Msg)
 				}
 				for _, u := range updates {
 					m.modelQ[u.Key] = append(m.modelQ[u.Key], u.Msg)
@@ -113,7 +116,7 @@ func (m *memReadModel) drain(t *testing.T) {
 				delete(m.modelQ, key)
 			}
 			for range times {
-				next, dup, err := m.node.Apply(key, m.model[key], msg)
+				next, dup, err := m.stage.Apply(key, m.model[key], msg, 0)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -129,13 +132,14 @@ func (m *memReadModel) documents(t *testing.T) map[string]orders.OrderSummary {
 	t.Helper()
 	out := map[string]orders.OrderSummary{}
 	for k, st := range m.model {
-		doc, ok, err := m.node.Document(st)
+		if st.Document == nil {
+			continue // the order is not there
+		}
+		doc, err := m.node.Document(st.Document)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok {
-			out[k] = *doc.(*orders.OrderSummary)
-		}
+		out[k] = doc
 	}
 	return out
 }
@@ -188,7 +192,7 @@ func TestSummaryConvergesWhateverTheOrder(t *testing.T) {
 		"4": {OrderID: 4, CustomerID: 1, CustomerName: "Ada L.", CustomerSegment: "vip", Status: "paid", Amount: "1.00", CreatedAt: day, Items: 1, ItemsTotal: "9.98"},
 	}
 	node := orders.SummaryNode(prefix, schema)
-	var first map[string]*topologies.ModelState
+	var first map[string]*engine.ModelState
 	for seed := range uint64(50) {
 		m := newMemReadModel(node, seed)
 		for _, s := range steps {
@@ -244,7 +248,7 @@ func TestReadModelValidation(t *testing.T) {
 	apply := func(*orders.OrderSummary, orders.Order) {}
 	for _, tc := range []struct {
 		name string
-		node *topologies.ReadModelNode
+		node *topologies.ReadModelNode[orders.OrderSummary]
 		want string
 	}{
 		{"no root", topologies.ReadModel[orders.OrderSummary]("m",
@@ -273,16 +277,14 @@ func TestReadModelValidation(t *testing.T) {
 		t.Fatalf("String() = %q", got)
 	}
 
-	// A search index over a read model must agree with it, and be in its
-	// topology.
+	// A search index over a read model must be in its topology. (That it
+	// agrees with the read model's document type, the compiler checks.)
 	model := topologies.ReadModel[orders.OrderSummary]("m", topologies.Root(orders3, key, apply))
 	for _, tc := range []struct {
 		name string
 		topo *topologies.Topology
 		want string
 	}{
-		{"wrong document type", topologies.New("t", model, topologies.IndexReadModel[orders.Order](model, "i", nil)),
-			"read model m keeps documents of type orders.OrderSummary, not orders.Order"},
 		{"read model elsewhere", topologies.New("t", topologies.IndexReadModel[orders.OrderSummary](model, "i", nil)),
 			"search index i over read model m: the read model is not a node of the topology; add it"},
 		{"indexed twice", topologies.New("t", model, topologies.IndexReadModel[orders.OrderSummary](model, "i", nil), topologies.IndexReadModel[orders.OrderSummary](model, "j", nil)),
@@ -308,10 +310,10 @@ func TestReadModelValidation(t *testing.T) {
 // gone, which a replay does not undo.
 func TestSummarySearchDocuments(t *testing.T) {
 	topo := orders.Summaries("p", "s", "summaries")
-	model := topo.Nodes[0].(*topologies.ReadModelNode)
-	search := topo.Nodes[1].(*topologies.ReadModelIndexNode)
-	if search.ReadModel() != model || search.IndexName() != "summaries" || !strings.Contains(search.Mapping(), `"customer_name"`) {
-		t.Fatalf("search node %s over %v", search.IndexName(), search.ReadModel())
+	model := topo.Nodes[0].(*topologies.ReadModelNode[orders.OrderSummary])
+	search := topo.Nodes[1].Engine().(*engine.ReadModelIndex)
+	if search.Model != model.Engine() || search.Index != "summaries" || !strings.Contains(search.Mapping, `"customer_name"`) {
+		t.Fatalf("search node %s over %v", search.Index, search.Model)
 	}
 	h := topotest.New(t, topo)
 	rows := topotest.Table(h, topologies.TableOf[orders.Order]("p", "s", "orders"))
@@ -320,8 +322,8 @@ func TestSummarySearchDocuments(t *testing.T) {
 
 	customers.Insert(orders.Customer{ID: 3, Name: "Ada", Segment: "vip"})
 	items.Insert(orders.OrderItem{ID: 1, OrderID: 7, Product: "pen", Quantity: 2, UnitPrice: rat("1.50")})
-	if st := h.ReadModelState(orders.SummaryModel, "7"); st == nil || st.Document != nil {
-		t.Fatalf("state before the order: %+v", st)
+	if st, ok := topotest.ReadModelStateOf(h, model, "7"); !ok || st.Document != nil {
+		t.Fatalf("state before the order: %+v, %v", st, ok)
 	}
 	if _, ok := h.Document("summaries", "7"); ok {
 		t.Fatal("a document before the order")
@@ -337,7 +339,7 @@ func TestSummarySearchDocuments(t *testing.T) {
 	}
 	// The item, the order, then the customer's row joining: older than the
 	// order, it leaves Version alone and makes revision 3.
-	st := h.ReadModelState(orders.SummaryModel, "7")
+	st, _ := topotest.ReadModelStateOf(h, model, "7")
 	if st.Revision != 3 || d.Version != 3 || st.Version != created.Event.Position || d.Position != st.Version {
 		t.Fatalf("document version %d at %s; state revision %d, version %s", d.Version, d.Position, st.Revision, st.Version)
 	}

@@ -32,6 +32,30 @@ func TestServicesAreTheOnesTestsNeed(t *testing.T) {
 		conn.Close(ctx)
 	}
 
+	conn, err := pgx.Connect(ctx, PGTLSDSN(t))
+	if err != nil {
+		t.Fatalf("postgres over TLS (sslmode=verify-full): %v", err)
+	}
+	var ssl bool
+	if err := conn.QueryRow(ctx, "select ssl from pg_stat_ssl where pid = pg_backend_pid()").Scan(&ssl); err != nil || !ssl {
+		t.Errorf("postgres over TLS: pg_stat_ssl.ssl = %v (%v), want true", ssl, err)
+	}
+	conn.Close(ctx)
+
+	sasl := KafkaSASL(t)
+	saslOpts, err := sasl.KgoOpts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	skc, err := kgo.NewClient(saslOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer skc.Close()
+	if brokers, err := kadm.NewClient(skc).ListBrokers(ctx); err != nil || len(brokers) != 1 {
+		t.Errorf("kafka over SASL_SSL (%s): brokers = %v, %v; want one", sasl, brokers, err)
+	}
+
 	rdb := redis.NewClient(&redis.Options{Addr: RedisAddr(t)})
 	defer rdb.Close()
 	if pong, err := rdb.Ping(ctx).Result(); err != nil || pong != "PONG" {

@@ -12,7 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,7 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// TestRunDemo runs the README's quick-start command, `cdcflow run --demo`,
+// TestRunDemo runs the README's quick-start command, `orders-demo --demo`,
 // as a user would: against PostgreSQL, Redis and Elasticsearch, with the
 // in-process Kafka and schema registry, and the query API on a free port. The
 // demo's rows must become metric updates in its output; then Redis, the
@@ -33,7 +35,7 @@ import (
 // fixed numbers).
 func TestRunDemo(t *testing.T) {
 	dsn, redisAddr, esURL := testenv.PGDSN(t), testenv.RedisAddr(t), testenv.ESURL(t)
-	bin := filepath.Join(t.TempDir(), "cdcflow")
+	bin := filepath.Join(t.TempDir(), "orders-demo")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -44,7 +46,7 @@ func TestRunDemo(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		bg := context.Background()
-		db.Exec(bg, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", stem)
+		testenv.DropSlot(bg, db, stem)
 		db.Exec(bg, "DROP PUBLICATION IF EXISTS "+stem)
 		db.Close(bg)
 		if req, err := http.NewRequest(http.MethodDelete, esURL+"/"+stem, nil); err == nil {
@@ -54,8 +56,9 @@ func TestRunDemo(t *testing.T) {
 		}
 	})
 
-	cmd := exec.Command(bin, "run", "--demo", "--slot", stem, "--publication", stem, "--redis-prefix", stem,
-		"--metrics-addr", "127.0.0.1:0", "--es-url", esURL, "--search-index", stem, "--api-addr", "127.0.0.1:0")
+	httpAddr := testenv.FreeAddr(t)
+	cmd := exec.Command(bin, "--demo", "--slot", stem, "--publication", stem, "--redis-prefix", stem,
+		"--metrics-addr", "127.0.0.1:0", "--es-url", esURL, "--search-index", stem, "--http-addr", httpAddr)
 	cmd.Env = append(os.Environ(), "CDCFLOW_PG_DSN="+dsn, "CDCFLOW_REDIS_ADDR="+redisAddr,
 		"CDCFLOW_KAFKA_BROKERS=", "CDCFLOW_REGISTRY_URL=")
 	stderr, err := cmd.StderrPipe()
@@ -145,13 +148,13 @@ func TestRunDemo(t *testing.T) {
 	if summaries[first].CustomerName != "Ada Lovelace" || summaries[first].Status != "shipped" || summaries[deleted].OrderID != 0 {
 		t.Fatalf("SQL says order %s is %+v, order %s %+v: not what the demo wrote", first, summaries[first], deleted, summaries[deleted])
 	}
-	api := logAttr(logLine(t, log, `msg="serving the query API`), "url")
+	api := logAttr(logLine(t, log, `msg=serving`, "component=http"), "url")
 	checkSummaryAPI(t, api, first, deleted, summaries[first])
 	checkSearchIndex(t, esURL, stem, func() map[string]orders.OrderSummary { return sqlSummaries(t, db) })
 	t.Logf("the API answers order %s as SQL does (customer %q); index %s holds the %d summaries SQL makes",
 		first, summaries[first].CustomerName, stem, len(sqlSummaries(t, db)))
 	for _, topology := range []string{"order-metrics", "order-events", "order-summaries", "order-projections"} {
-		logLine(t, log, `msg="processor running"`, "topology="+topology)
+		logLine(t, log, `msg="processor caught up"`, "topology="+topology)
 	}
 	logLine(t, log, `msg="order event" type=OrderShipped order=`+first)
 	logLine(t, log, `msg="customer lifetime value"`, "lifetime_value_cents=")
@@ -164,10 +167,18 @@ func TestRunDemo(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`cdcflow_capture_events_total{op="c",slot="` + stem + `",table="public.orders"} 2`, "cdcflow_capture_lag_bytes", "go_goroutines"} {
+	for _, want := range []string{"cdcflow_capture_lag_bytes", "go_goroutines"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("the metrics do not show %s", want)
 		}
+	}
+	// The demo's two inserts at least: other sessions may write to the
+	// demo's table public.orders meanwhile.
+	creates := regexp.MustCompile(`cdcflow_capture_events_total\{op="c",slot="` + stem + `",table="public.orders"\} (\d+)`).FindStringSubmatch(string(body))
+	if creates == nil {
+		t.Errorf("the metrics show no creates of public.orders:\n%s", body)
+	} else if n, _ := strconv.Atoi(creates[1]); n < 2 {
+		t.Errorf("the metrics show %d creates of public.orders, want the demo's 2 at least", n)
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -176,7 +187,7 @@ func TestRunDemo(t *testing.T) {
 		log = append(log, l)
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("cdcflow did not exit cleanly on SIGINT: %v", err)
+		t.Fatalf("orders-demo did not exit cleanly on SIGINT: %v", err)
 	}
 	if updates < 3 {
 		t.Errorf("saw %d metric updates, want one per demo step:\n%s", updates, strings.Join(log, "\n"))
@@ -226,9 +237,9 @@ func sqlSummaries(t *testing.T, db *pgx.Conn) map[string]orders.OrderSummary {
 func checkSummaryAPI(t *testing.T, api, order, deleted string, want orders.OrderSummary) {
 	t.Helper()
 	get := func(id string) (int, []byte) {
-		res, err := http.Get(api + "/order-summaries/" + id)
+		res, err := http.Get(api + "/read-models/summary/" + id)
 		if err != nil {
-			t.Fatalf("GET %s/order-summaries/%s: %v", api, id, err)
+			t.Fatalf("GET %s/read-models/summary/%s: %v", api, id, err)
 		}
 		defer res.Body.Close()
 		body, _ := io.ReadAll(res.Body)
@@ -240,17 +251,17 @@ func checkSummaryAPI(t *testing.T, api, order, deleted string, want orders.Order
 		got = orders.OrderSummary{}
 		if code == http.StatusOK {
 			if err := json.Unmarshal(body, &got); err != nil {
-				t.Fatalf("GET /order-summaries/%s: %v: %s", order, err, body)
+				t.Fatalf("GET /read-models/summary/%s: %v: %s", order, err, body)
 			}
 			got.CreatedAt = got.CreatedAt.UTC()
 			if got == want {
 				return ""
 			}
 		}
-		return fmt.Sprintf("GET /order-summaries/%s answers %d %s, SQL says %+v", order, code, body, want)
+		return fmt.Sprintf("GET /read-models/summary/%s answers %d %s, SQL says %+v", order, code, body, want)
 	})
 	if code, body := get(deleted); code != http.StatusNotFound {
-		t.Errorf("GET /order-summaries/%s of the deleted order answers %d %s, want 404", deleted, code, body)
+		t.Errorf("GET /read-models/summary/%s of the deleted order answers %d %s, want 404", deleted, code, body)
 	}
 }
 
@@ -312,5 +323,151 @@ func waitUntil(t *testing.T, d time.Duration, check func() string) {
 			t.Fatal(msg)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestDemoOnEmbeddedDefaults runs the demo as a newcomer would on a machine
+// with nothing configured: no PostgreSQL and no Redis answer at the
+// addresses given, so it starts throwaway ones, with Kafka and the registry
+// in-process and the load generator on; the order summaries the load
+// generator makes are served, /readyz turns 200, and Ctrl-C stops it
+// cleanly (and deletes the throwaway cluster).
+func TestDemoOnEmbeddedDefaults(t *testing.T) {
+	testenv.Integration(t)
+	bin := filepath.Join(t.TempDir(), "orders-demo")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	httpAddr, nowhere := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	cmd := exec.Command(bin, "--rate", "20", "--http-addr", httpAddr,
+		"--pg-dsn", "postgres://cdcflow@"+nowhere+"/cdcflow?sslmode=disable", "--redis-addr", nowhere)
+	cmd.Env = append(os.Environ(), "CDCFLOW_KAFKA_BROKERS=", "CDCFLOW_REGISTRY_URL=", "CDCFLOW_ES_URL=")
+	var out testenv.Output
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	started := time.Now()
+	get := func(path string) int {
+		res, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	waitUntil(t, 120*time.Second, func() string {
+		select {
+		case err := <-done:
+			t.Fatalf("the demo exited (%v):\n%s", err, out.String())
+		default:
+		}
+		if get("/readyz") == http.StatusOK {
+			for id := range 30 { // the load generator deletes some orders again
+				if get(fmt.Sprintf("/read-models/summary/%d", id+1)) == http.StatusOK {
+					return ""
+				}
+			}
+		}
+		if time.Since(started) > 115*time.Second { // the goroutines, to see where it hangs
+			cmd.Process.Signal(syscall.SIGQUIT)
+			time.Sleep(2 * time.Second)
+		}
+		return "the demo did not serve an order's summary, ready, within 120s:\n" + out.String()
+	})
+	// The dashboard it names serves the page and the metrics' charts.
+	if code := get("/dashboard/"); code != http.StatusOK {
+		t.Errorf("GET /dashboard/ = %d, want 200", code)
+	}
+	waitUntil(t, 30*time.Second, func() string {
+		res, err := http.Get("http://" + httpAddr + "/dashboard/api/charts")
+		if err != nil {
+			return err.Error()
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if !strings.Contains(string(body), orders.OrdersPerDay) {
+			return fmt.Sprintf("GET /dashboard/api/charts has no %s chart: %d %s", orders.OrdersPerDay, res.StatusCode, body)
+		}
+		return ""
+	})
+	for _, want := range []string{"started a throwaway PostgreSQL cluster", "started a throwaway redis-server", "load generator running", "dashboard: http://" + httpAddr + "/dashboard/"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the output does not say %q", want)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the demo did not exit cleanly on SIGINT: %v\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the demo did not stop within 60s of SIGINT")
+	}
+}
+
+// TestQuickstart runs the README's first command, scripts/quickstart, as a
+// newcomer does (with a slot, publication and Redis prefix of its own, to
+// run beside the other tests): it brings up PostgreSQL and Redis with
+// scripts/services, runs the demo, prints the dashboard's URL, and the
+// dashboard shows the orders metrics; Ctrl-C stops it with status 0.
+func TestQuickstart(t *testing.T) {
+	dsn := testenv.PGDSN(t)
+	stem := fmt.Sprintf("quickstart_%d", rand.IntN(1_000_000_000))
+	t.Cleanup(func() {
+		bg := context.Background()
+		db, err := pgx.Connect(bg, dsn)
+		if err != nil {
+			return
+		}
+		defer db.Close(bg)
+		testenv.DropSlot(bg, db, stem)
+		db.Exec(bg, "DROP PUBLICATION IF EXISTS "+stem)
+	})
+	httpAddr := testenv.FreeAddr(t)
+	cmd := exec.Command("../../../../scripts/quickstart", "--http-addr", httpAddr,
+		"--slot", stem, "--publication", stem, "--redis-prefix", stem)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C goes to the group
+	var out testenv.Output
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	url := "http://" + httpAddr + "/dashboard/"
+	waitUntil(t, 5*time.Minute, func() string { // it builds the demo first
+		select {
+		case err := <-done:
+			t.Fatalf("quickstart exited (%v):\n%s", err, out.String())
+		default:
+		}
+		if !strings.Contains(out.String(), "dashboard: "+url) {
+			return "quickstart did not print the dashboard's URL within 5 minutes:\n" + out.String()
+		}
+		res, err := http.Get(url + "api/charts")
+		if err != nil {
+			return err.Error()
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if !strings.Contains(string(body), orders.OrdersPerDay) {
+			return fmt.Sprintf("the dashboard has no %s chart: %d %s", orders.OrdersPerDay, res.StatusCode, body)
+		}
+		return ""
+	})
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("quickstart did not exit cleanly on Ctrl-C: %v\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("quickstart did not stop within 60s of Ctrl-C:\n%s", out.String())
 	}
 }
