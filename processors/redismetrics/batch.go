@@ -58,19 +58,21 @@ func (m *Store) ApplyBatch(ctx context.Context, topology string, changes []Chang
 // was restarted, or its scripts flushed): the next attempt loads it.
 var errNoScript = errors.New("redis lost the sink's scripts; they are loaded again")
 
-// pipeline loads scripts into Redis unless it did before, queues fill's
-// commands in a pipeline and sends it. A command error is left in its
-// command, except NOSCRIPT: then the scripts are loaded on the next call,
-// and pipeline fails with errNoScript (the commands that ran are
-// idempotent: the caller sends them all again).
+// pipeline loads each of scripts into Redis unless it did before, queues
+// fill's commands in a pipeline and sends it. A command error is left in
+// its command, except NOSCRIPT: then scripts are loaded again on the next
+// call, and pipeline fails with errNoScript (the commands that ran are
+// idempotent: the caller sends them all again). Each script is tracked on
+// its own: a pipeline calling one script never counts another as loaded.
 func (m *Store) pipeline(ctx context.Context, fill func(redis.Pipeliner) error, scripts ...*redis.Script) error {
-	if !m.loaded.Load() {
-		for _, s := range scripts {
-			if err := s.Load(ctx, m.client).Err(); err != nil {
-				return fmt.Errorf("load script: %w", err)
-			}
+	for _, s := range scripts {
+		if _, ok := m.loaded.Load(s.Hash()); ok {
+			continue
 		}
-		m.loaded.Store(true)
+		if err := s.Load(ctx, m.client).Err(); err != nil {
+			return fmt.Errorf("load script: %w", err)
+		}
+		m.loaded.Store(s.Hash(), true)
 	}
 	pipe := m.client.Pipeline()
 	if err := fill(pipe); err != nil {
@@ -79,7 +81,9 @@ func (m *Store) pipeline(ctx context.Context, fill func(redis.Pipeliner) error, 
 	cmds, err := pipe.Exec(ctx)
 	for _, cmd := range cmds {
 		if e := cmd.Err(); e != nil && strings.HasPrefix(e.Error(), "NOSCRIPT") {
-			m.loaded.Store(false)
+			for _, s := range scripts {
+				m.loaded.Delete(s.Hash())
+			}
 			return errNoScript
 		}
 	}

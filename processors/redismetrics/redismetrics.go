@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/topologies"
@@ -105,7 +105,7 @@ end
 type Store struct {
 	client redis.UniversalClient
 	prefix string
-	loaded atomic.Bool // the scripts ApplyBatch and ApplyWindowsBatch call
+	loaded sync.Map // script hash → true: the scripts ApplyBatch and ApplyWindowsBatch loaded
 }
 
 // New returns a store writing keys under prefix (e.g. "cdcflow").
