@@ -153,6 +153,19 @@ func ReadModel[V any](name string, parts ...ReadModelPart[V]) *ReadModelNode[V] 
 	return &ReadModelNode[V]{n}
 }
 
+// Consistent makes a read model transaction-consistent: besides its table,
+// its processor publishes the documents each source transaction changed
+// together, once every change of the transaction went through the read
+// model, to the topic views.ConsistentReadModel reads; its readers never
+// see half a transaction (an order without the line items committed with
+// it). It needs the transaction topic capture writes (<prefix>.transaction,
+// unless capture runs with --no-transaction-topic), and costs two goka
+// groups and a message to the gate per document change. A change outside
+// any transaction (a snapshot read) is a transaction of its own.
+func Consistent[V any]() ReadModelPart[V] {
+	return partFunc[V](func(n *engine.ReadModel) { n.Consistent = true })
+}
+
 // Name returns the read model's name.
 func (n *ReadModelNode[V]) Name() string { return n.e.Name }
 

@@ -26,6 +26,27 @@ func JoinGroup(group, model string) string { return group + "-" + model + "-join
 // each document on.
 func UpdatesTopic(group, model string) string { return group + "-" + model + "-updates" }
 
+// GateGroup is the consumer group of a consistent read model's gate; its
+// table holds the transactions in flight (see Credit).
+func GateGroup(group, model string) string { return group + "-" + model + "-gate" }
+
+// EndsGroup is the consumer group that sends a consistent read model's gate
+// the END records of the transaction topic.
+func EndsGroup(group, model string) string { return group + "-" + model + "-ends" }
+
+// GateTopic is the one-partition topic a consistent read model's stages
+// send its gate their credit and documents on.
+func GateTopic(group, model string) string { return group + "-" + model + "-gate-in" }
+
+// ConsistentTopic is the compacted one-partition topic a consistent read
+// model's gate publishes complete transactions' documents to: each
+// document keyed by its root key, then a commit marker (CommitKey).
+func ConsistentTopic(group, model string) string { return group + "-" + model + "-consistent" }
+
+// CommitKey is the key of the commit markers on a consistent topic: a key
+// no root key function makes (it starts with a NUL byte).
+const CommitKey = "\x00commit"
+
 // ProjectionGroup is the consumer group of a projection; its table holds the
 // states.
 func ProjectionGroup(group, projection string) string { return group + "-" + projection }

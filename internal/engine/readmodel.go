@@ -32,7 +32,10 @@ type ReadModel struct {
 	DocType  string
 	// NewDoc returns a new *V, V the document type.
 	NewDoc func() any
-	Errs   []error
+	// Consistent publishes each source transaction's documents together,
+	// once all of the transaction went through (see Credit).
+	Consistent bool
+	Errs       []error
 }
 
 // RootPart is the table a read model keeps one document per row of.
@@ -102,6 +105,9 @@ func (n *ReadModel) Describe() string {
 	}
 	for _, r := range n.Refs {
 		fmt.Fprintf(&b, "\n    reference %s (rows as %s)", r.Topic, r.RowType)
+	}
+	if n.Consistent {
+		b.WriteString("\n    transaction-consistent: each source transaction's documents published together")
 	}
 	return b.String()
 }
@@ -180,6 +186,8 @@ type JoinMsg struct {
 	// ("" for none); Member is the root key joining or leaving.
 	FKs    []string `json:"fks,omitempty"`
 	Member string   `json:"member,omitempty"`
+	// Credit is the message's credit in a consistent read model.
+	Credit *Credit `json:"credit,omitempty"`
 }
 
 // JoinState is what the join stage keeps per join key.
@@ -207,8 +215,9 @@ type ModelMsg struct {
 	Topic    string          `json:"topic,omitempty"`
 	Key      string          `json:"key,omitempty"` // the child's or referenced row's key
 	Position change.Position `json:"position"`
-	At       int64           `json:"at,omitempty"`  // the source commit time, Unix ms (0: unknown)
-	Row      json.RawMessage `json:"row,omitempty"` // nil: deleted, or no longer the document's
+	At       int64           `json:"at,omitempty"`     // the source commit time, Unix ms (0: unknown)
+	Row      json.RawMessage `json:"row,omitempty"`    // nil: deleted, or no longer the document's
+	Credit   *Credit         `json:"credit,omitempty"` // in a consistent read model
 }
 
 // Kept is a row a document is made of, with the position of the change that
