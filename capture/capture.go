@@ -306,13 +306,20 @@ func (c *Capture) openKafka(ctx context.Context) error {
 	return nil
 }
 
-// ensureTopic creates topic with the broker's default partitions and
-// replication unless it exists.
+// ensureTopic creates topic with the broker's default partitions (the
+// transaction topic with one) and replication unless it exists.
 func (c *Capture) ensureTopic(ctx context.Context, adm *kadm.Client, topic string) error {
 	if c.topics[topic] {
 		return nil
 	}
-	resp, err := adm.CreateTopic(ctx, -1, -1, nil, topic)
+	// The transaction topic has one partition, whatever the broker's
+	// default: its END records stay in commit order for the consumers that
+	// need it (a transaction-consistent read model's gate).
+	partitions := int32(-1)
+	if topic == serde.TransactionTopic(c.cfg.TopicPrefix) {
+		partitions = 1
+	}
+	resp, err := adm.CreateTopic(ctx, partitions, -1, nil, topic)
 	if err == nil {
 		err = resp.Err
 	}

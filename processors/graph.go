@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -90,11 +91,13 @@ func (b *graphBuilder) readStates(model *engine.ReadModel, cb goka.ProcessCallba
 }
 
 // An output is a topic the topology writes that goka does not create: with
-// as many partitions as the topic from, kept forever or for as long as the
-// broker keeps streams.
+// as many partitions as the topic from, or partitions; kept forever, for as
+// long as the broker keeps streams, or compacted.
 type output struct {
 	topic, from string
+	partitions  int
 	forever     bool
+	compacted   bool
 }
 
 // An eventInput is an event topic a projection reads.
@@ -141,6 +144,18 @@ func (b *graphBuilder) ReadModel(n *engine.ReadModel) error {
 		b.p.outputs = append(b.p.outputs, output{topic: engine.UpdatesTopic(b.p.group, n.Name), from: n.Root.Topic})
 	}
 	b.graphs = append(b.graphs, model)
+	if n.Consistent {
+		ends, gate, txTopic, err := b.p.gateGraphs(n)
+		if err != nil {
+			return err
+		}
+		b.changeTopic(txTopic)
+		b.p.gateInputs = append(b.p.gateInputs, txTopic)
+		b.graphs = append(b.graphs, ends, gate)
+		b.p.outputs = append(b.p.outputs,
+			output{topic: engine.GateTopic(b.p.group, n.Name), partitions: 1},
+			output{topic: engine.ConsistentTopic(b.p.group, n.Name), partitions: 1, compacted: true})
+	}
 	return nil
 }
 
@@ -227,11 +242,21 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 	}
 	for _, topic := range p.changeInputs {
 		err := waitTopic(ctx, tms[0], topic, func() {
+			if strings.HasSuffix(topic, ".transaction") {
+				p.cfg.Logger.Warn("waiting for the transaction topic a transaction-consistent read model reads; capture creates it when it starts: is capture running, with the same topic prefix, and without --no-transaction-topic?",
+					"topology", p.topo.Name, "topic", topic)
+				return
+			}
 			p.cfg.Logger.Warn("waiting for a change topic the topology reads; capture creates it when it starts: is capture running, with the same topic prefix, and does it capture this table?",
 				"topology", p.topo.Name, "topic", topic)
 		})
 		if err != nil {
 			return err
+		}
+	}
+	for _, topic := range p.gateInputs {
+		if parts, err := tms[0].Partitions(topic); err != nil || len(parts) != 1 {
+			return fmt.Errorf("topology %s has a transaction-consistent read model, whose gate reads END records in commit order from a transaction topic of one partition; %s has %d: recreate it with one partition (capture creates it so)", p.topo.Name, topic, len(parts))
 		}
 	}
 	if parts, err := tms[0].Partitions(p.cfg.DeadLetterTopic); err != nil || len(parts) == 0 {
@@ -244,11 +269,19 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		if o.forever {
 			tm = tms[1]
 		}
-		parts, err := tm.Partitions(o.from)
-		if err != nil {
-			return fmt.Errorf("partitions of %s (is capture running, with this topic prefix?): %w", o.from, err)
+		n := o.partitions
+		if n == 0 {
+			parts, err := tm.Partitions(o.from)
+			if err != nil {
+				return fmt.Errorf("partitions of %s (is capture running, with this topic prefix?): %w", o.from, err)
+			}
+			n = len(parts)
 		}
-		if err := tm.EnsureStreamExists(o.topic, len(parts)); err != nil {
+		ensure := tm.EnsureStreamExists
+		if o.compacted {
+			ensure = tm.EnsureTableExists
+		}
+		if err := ensure(o.topic, n); err != nil {
 			return fmt.Errorf("create topic %s: %w", o.topic, err)
 		}
 		if o.forever {

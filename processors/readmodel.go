@@ -100,6 +100,10 @@ func (p *Processor) readModelGraphs(node *engine.ReadModel) (join, model *goka.G
 		p.deadLetterEdge(),
 	}
 	modelEdges = append(modelEdges, p.compactEdges(p.compactModel(node))...)
+	gateIn := goka.Output(goka.Stream(engine.GateTopic(p.group, node.Name)), jsonCodec{})
+	if node.Consistent {
+		modelEdges = append(modelEdges, gateIn)
+	}
 	p.sweeps[engine.ReadModelGroup(p.group, node.Name)] = true
 	inputs := node.Inputs()
 	if len(inputs) == 1 {
@@ -123,6 +127,9 @@ func (p *Processor) readModelGraphs(node *engine.ReadModel) (join, model *goka.G
 		goka.Persist(joinStateCodec{}),
 		p.deadLetterEdge())
 	joinEdges = append(joinEdges, p.compactEdges(p.compactJoin(node))...)
+	if node.Consistent {
+		joinEdges = append(joinEdges, gateIn)
+	}
 	p.sweeps[engine.JoinGroup(p.group, node.Name)] = true
 	return goka.DefineGroup(goka.Group(engine.JoinGroup(p.group, node.Name)), joinEdges...),
 		goka.DefineGroup(goka.Group(engine.ReadModelGroup(p.group, node.Name)), modelEdges...)
@@ -133,8 +140,14 @@ func (p *Processor) readModelGraphs(node *engine.ReadModel) (join, model *goka.G
 // (the join stage). A change the read model cannot route goes to the
 // dead-letter topic from the model stage.
 func (p *Processor) readModelRoot(node *engine.ReadModel, refs bool) func(goka.Context, changeRecord) {
+	stage := "model"
+	if refs {
+		stage = "join"
+	}
 	return func(gctx goka.Context, rec changeRecord) {
 		ev := rec.ev
+		flow := p.entryFlow(gctx, node, stage, ev)
+		defer flow.done("", nil)
 		if isTruncate(ev) {
 			if !refs {
 				p.truncateUnapplicable(gctx, rec, "read model "+node.Name)
@@ -150,9 +163,11 @@ func (p *Processor) readModelRoot(node *engine.ReadModel, refs bool) func(goka.C
 			return
 		}
 		if refs {
+			join.Msg.Credit = flow.split(1)[0]
 			gctx.Loopback(join.Key, &join.Msg)
 			return
 		}
+		model.Msg.Credit = flow.split(1)[0]
 		gctx.Loopback(model.Key, &model.Msg)
 	}
 }
@@ -163,6 +178,8 @@ func (p *Processor) readModelRoute(node *engine.ReadModel, topic string) func(go
 	child := node.IsChildren(topic)
 	return func(gctx goka.Context, rec changeRecord) {
 		ev := rec.ev
+		flow := p.entryFlow(gctx, node, "join", ev)
+		defer flow.done("", nil)
 		if isTruncate(ev) {
 			p.truncateUnapplicable(gctx, rec, "read model "+node.Name)
 			return
@@ -179,21 +196,27 @@ func (p *Processor) readModelRoute(node *engine.ReadModel, topic string) func(go
 				fmt.Errorf("read model %s: change at %s of %s: %w", node.Name, ev.Position, ev.TableName(), err))
 			return
 		}
+		routed.Msg.Credit = flow.split(1)[0]
 		gctx.Loopback(routed.Key, &routed.Msg)
 	}
 }
 
 func (p *Processor) readModelJoin(node *engine.ReadModel, updates goka.Stream) func(goka.Context, *engine.JoinMsg) {
 	return func(gctx goka.Context, m *engine.JoinMsg) {
+		flow := p.msgFlow(gctx, node, m.Credit)
+		defer flow.done("", nil)
 		st, _ := gctx.Value().(*engine.JoinState)
 		next, loops, out, dup := node.Join(gctx.Key(), st, *m)
 		if dup {
 			return
 		}
-		for _, l := range loops {
+		credits := flow.split(len(loops) + len(out))
+		for i, l := range loops {
+			l.Msg.Credit = credits[i]
 			gctx.Loopback(l.Key, &l.Msg)
 		}
-		for _, u := range out {
+		for i, u := range out {
+			u.Msg.Credit = credits[len(loops)+i]
 			gctx.Emit(updates, u.Key, &u.Msg)
 		}
 		gctx.SetValue(next)
@@ -202,6 +225,7 @@ func (p *Processor) readModelJoin(node *engine.ReadModel, updates goka.Stream) f
 
 func (p *Processor) readModelApply(node *engine.ReadModel) func(goka.Context, *engine.ModelMsg) {
 	return func(gctx goka.Context, m *engine.ModelMsg) {
+		flow := p.msgFlow(gctx, node, m.Credit)
 		p.counters.change()
 		st, _ := gctx.Value().(*engine.ModelState)
 		next, dup, err := node.Apply(gctx.Key(), st, *m, time.Now().UnixMilli())
@@ -209,9 +233,13 @@ func (p *Processor) readModelApply(node *engine.ReadModel) func(goka.Context, *e
 			p.fail(gctx, err)
 		}
 		if dup {
+			// The gate applies the message to its own copy of the document
+			// (once: it counts each path's credit once).
 			p.counters.duplicate()
+			flow.done(gctx.Key(), m)
 			return
 		}
 		gctx.SetValue(next)
+		flow.done(gctx.Key(), m)
 	}
 }

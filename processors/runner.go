@@ -240,6 +240,9 @@ type Processor struct {
 	// changeInputs are the change topics the topology reads: they must
 	// exist.
 	changeInputs []string
+	// gateInputs are the transaction topics consistent read models' gates
+	// read: they must have one partition.
+	gateInputs []string
 	// debezium are the change topics another Debezium connector writes
 	// (topologies.DebeziumTable), decoded as Debezium's.
 	debezium map[string]bool
