@@ -83,9 +83,16 @@ func Query[T any](q func(r *http.Request) (T, error)) http.Handler {
 	})
 }
 
+// Getter is a table Lookup and FanOut read: a *[Table] or a
+// *[ConsistentTable].
+type Getter[V any] interface {
+	Topic() string
+	Get(key string) (V, bool, error)
+}
+
 // Lookup serves the value t holds under the key the request names, 404 if
 // there is none.
-func Lookup[V any](t *Table[V], key KeyFunc) http.Handler {
+func Lookup[V any](t Getter[V], key KeyFunc) http.Handler {
 	return Query(func(r *http.Request) (V, error) {
 		k, err := key(r)
 		if err != nil {
@@ -106,7 +113,7 @@ func Lookup[V any](t *Table[V], key KeyFunc) http.Handler {
 // customer's order ids, fanned out over the order summaries:
 //
 //	views.FanOut(customers, views.PathInt("id"), CustomerOrders.Keys, summaries)
-func FanOut[I, V any](index *Table[I], key KeyFunc, keys func(I) []string, values *Table[V]) http.Handler {
+func FanOut[I, V any](index Getter[I], key KeyFunc, keys func(I) []string, values Getter[V]) http.Handler {
 	return Query(func(r *http.Request) ([]V, error) {
 		k, err := key(r)
 		if err != nil {
@@ -130,7 +137,7 @@ func FanOut[I, V any](index *Table[I], key KeyFunc, keys func(I) []string, value
 	})
 }
 
-func lookup[V any](t *Table[V], key string) (V, error) {
+func lookup[V any](t Getter[V], key string) (V, error) {
 	v, ok, err := t.Get(key)
 	if err == nil && !ok {
 		err = &requestError{fmt.Sprintf("key %q not found in %s", key, t.Topic()), ErrNotFound}
