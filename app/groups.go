@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/cdcflow/cdcflow/internal/engine"
+	"github.com/cdcflow/cdcflow/serde"
 	"github.com/cdcflow/cdcflow/topologies"
 )
 
@@ -84,6 +85,7 @@ func (c *deploymentCollector) ReadModel(n *engine.ReadModel) error {
 	model := engine.ReadModelGroup(c.d.group, n.Name)
 	if len(inputs) == 1 {
 		c.d.groups = append(c.d.groups, stateGroup(model, inputs[0]))
+		c.gate(n)
 		return nil
 	}
 	join, updates := engine.JoinGroup(c.d.group, n.Name), engine.UpdatesTopic(c.d.group, n.Name)
@@ -97,6 +99,7 @@ func (c *deploymentCollector) ReadModel(n *engine.ReadModel) error {
 	j := stateGroup(join, joined...)
 	j.internal = append(j.internal, updates)
 	c.d.groups = append(c.d.groups, j, stateGroup(model, inputs[0], updates))
+	c.gate(n)
 	return nil
 }
 
@@ -126,6 +129,21 @@ func (c *deploymentCollector) Projection(n *engine.Projection) error {
 
 // stateGroup is a group that reads inputs and loops messages back to
 // itself, and keeps a table.
+// gate adds the groups of a transaction-consistent read model's gate: the
+// ends group reading the transaction topic, and the gate, whose input and
+// consistent topics only the processor writes.
+func (c *deploymentCollector) gate(n *engine.ReadModel) {
+	prefix, err := n.TopicPrefix()
+	if !n.Consistent || err != nil {
+		return // a processor refuses such a read model
+	}
+	in := engine.GateTopic(c.d.group, n.Name)
+	gate := stateGroup(engine.GateGroup(c.d.group, n.Name), in)
+	gate.internal = append(gate.internal, in, engine.ConsistentTopic(c.d.group, n.Name))
+	c.d.groups = append(c.d.groups,
+		consumerGroup{name: engine.EndsGroup(c.d.group, n.Name), inputs: []string{serde.TransactionTopic(prefix)}}, gate)
+}
+
 func stateGroup(name string, inputs ...string) consumerGroup {
 	loop := engine.LoopTopic(name)
 	return consumerGroup{name: name, inputs: append(inputs, loop), internal: []string{engine.TableTopic(name), loop}}

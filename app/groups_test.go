@@ -16,8 +16,9 @@ import (
 
 // TestDeploymentGroupsAreTheProcessorsGroups holds the consumer groups
 // status, verify and reset work on to those the processors run as, for
-// every node kind and read models with and without a join stage, with and
-// without a group prefix.
+// every node kind and read models with and without a join stage (and a
+// transaction-consistent one, with its gate), with and without a group
+// prefix.
 func TestDeploymentGroupsAreTheProcessorsGroups(t *testing.T) {
 	items := topologies.TableOf[orders.OrderItem]("shop", "public", "order_items")
 	byID := func(i orders.OrderItem) string { return strconv.FormatInt(i.ID, 10) }
@@ -32,6 +33,7 @@ func TestDeploymentGroupsAreTheProcessorsGroups(t *testing.T) {
 		orders.Metrics("shop", "public"), orders.Events("shop", "public", "events.Order"),
 		orders.Summaries("shop", "public", "summaries"), orders.Projections("events.Order"),
 		orders.Search("shop", "public", "orders"), lonely,
+		topologies.New("consistent", orders.ConsistentSummaryNode("shop", "public")),
 	} {
 		for _, prefix := range []string{"", "blue"} {
 			d := deploymentOf(prefix, topo)
