@@ -111,11 +111,23 @@ func SummariesInto(prefix, schema, index, table string) *topologies.Topology {
 
 // SummaryNode is the read model [Summaries] runs, for reading it back.
 func SummaryNode(prefix, schema string) *topologies.ReadModelNode[OrderSummary] {
-	return topologies.ReadModel[OrderSummary](SummaryModel,
+	return topologies.ReadModel[OrderSummary](SummaryModel, summaryParts(prefix, schema)...)
+}
+
+// ConsistentSummaryNode is [SummaryNode], transaction-consistent: read with
+// views.ConsistentReadModel, a summary never shows an order without the
+// line items committed with it, nor the reverse.
+func ConsistentSummaryNode(prefix, schema string) *topologies.ReadModelNode[OrderSummary] {
+	parts := append(summaryParts(prefix, schema), topologies.Consistent[OrderSummary]())
+	return topologies.ReadModel[OrderSummary](SummaryModel, parts...)
+}
+
+func summaryParts(prefix, schema string) []topologies.ReadModelPart[OrderSummary] {
+	return []topologies.ReadModelPart[OrderSummary]{
 		topologies.Root(topologies.TableOf[Order](prefix, schema, "orders"), orderKey, applyOrder),
 		topologies.Children(topologies.TableOf[OrderItem](prefix, schema, "order_items"), itemOrder, applyItems),
 		topologies.Reference(TableOfCustomers(prefix, schema), customerID, orderCustomer, applyCustomer),
-	)
+	}
 }
 
 func orderKey(o Order) string      { return strconv.FormatInt(o.ID, 10) }
