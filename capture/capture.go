@@ -13,6 +13,7 @@ import (
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/serde"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -189,17 +190,23 @@ func (c *Capture) replicate(ctx context.Context, conn *pgx.Conn, version int) er
 	}
 	if tables, reason := c.snapshotPlan(created, c.pub.snapshot, c.ckptFound); len(tables) > 0 {
 		name, at := exported, start
+		var holder *pgconn.PgConn
 		if !created {
-			holder, n, a, err := exportSnapshot(ctx, c.cfg.DSN, c.cfg.Slot)
+			holder, name, at, err = exportSnapshot(ctx, c.cfg.DSN, c.cfg.Slot)
 			if err != nil {
 				return err
 			}
-			defer holder.Close(context.Background())
-			name, at = n, a
 		}
 		c.log.Info("snapshot needed", "reason", reason, "tables", tables)
 		c.ctl.snapshotStarted(tables)
-		if err := c.snapshot(ctx, conn, name, at, tables); err != nil {
+		err := c.snapshot(ctx, conn, name, at, tables)
+		if holder != nil {
+			// The temporary slot exporting the snapshot holds WAL and the
+			// catalog xmin back: it goes as soon as the snapshot was read,
+			// not when streaming ends.
+			holder.Close(context.Background())
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

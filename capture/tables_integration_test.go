@@ -83,6 +83,18 @@ func TestTablesCreatedAfterStartJoinAPattern(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	f.exec(fmt.Sprintf("UPDATE %s SET v = 'updated' WHERE id = %d", b, n))
+	// The temporary slot that exported the new table's snapshot holds WAL
+	// and the catalog xmin back: it is gone once the snapshot was read, not
+	// kept while capture streams.
+	for held, until := 1, time.Now().Add(30*time.Second); held > 0; {
+		if err := f.db.QueryRow(context.Background(), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", f.name+"_snapshot").Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+		if held > 0 && time.Now().After(until) {
+			t.Fatalf("slot %s_snapshot still there 30s after capture streams again", f.name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// The records by id; on a timeout, what came, for the checks below to
 	// say which rows or ops are missing.
