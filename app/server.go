@@ -26,7 +26,7 @@ import (
 // tables, and the dashboard.
 type server struct {
 	procs  []*running
-	tables []*views.Table[json.RawMessage]
+	tables []servedTable
 	views  *views.Server // nil without read models and projections
 	dash   *dashboard.Dashboard
 	kafka  kafkaconn.Config
@@ -49,7 +49,7 @@ func newServer(procs []*running, kafka kafkaconn.Config, sc *sarama.Config, metr
 	s.mux.Handle(dashboard.Path, s.dash.Handler())
 	type route struct {
 		pattern string
-		table   *views.Table[json.RawMessage]
+		table   servedTable
 	}
 	var routes []route
 	for _, r := range procs {
@@ -58,8 +58,14 @@ func newServer(procs []*running, kafka kafkaconn.Config, sc *sarama.Config, metr
 			n.Run(c)
 		}
 		for _, t := range c.tables {
-			table, err := views.NewTable[json.RawMessage](kafka.Brokers, goka.Table(t.topic),
-				views.WithCodec(t.codec), views.WithSaramaConfig(sc), views.WithLogger(log))
+			var table servedTable
+			var err error
+			if t.consistent != "" {
+				table, err = views.ConsistentDocuments(kafka.Brokers, r.group, t.consistent, views.WithSaramaConfig(sc), views.WithLogger(log))
+			} else {
+				table, err = views.NewTable[json.RawMessage](kafka.Brokers, goka.Table(t.topic),
+					views.WithCodec(t.codec), views.WithSaramaConfig(sc), views.WithLogger(log))
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -89,11 +95,20 @@ func newServer(procs []*running, kafka kafkaconn.Config, sc *sarama.Config, metr
 	return s, nil
 }
 
+// A servedTable is a view of a read model's documents or a projection's
+// states, as JSON.
+type servedTable interface {
+	views.View
+	views.Getter[json.RawMessage]
+}
+
 // A viewedTable is a table the server serves: a read model's documents or
-// a projection's states, as JSON.
+// a projection's states, as JSON; a transaction-consistent read model's
+// documents as its gate publishes them (consistent names the read model).
 type viewedTable struct {
 	route, topic string
 	codec        goka.Codec
+	consistent   string
 }
 
 // tableCollector lists the tables of a topology's read models and
@@ -111,8 +126,12 @@ func (c *tableCollector) ReadModelIndex(*engine.ReadModelIndex) error { return n
 func (c *tableCollector) Postgres(*engine.PostgresTable) error        { return nil }
 
 func (c *tableCollector) ReadModel(n *engine.ReadModel) error {
-	c.tables = append(c.tables, viewedTable{route: "GET /read-models/" + n.Name + "/{key}",
-		topic: engine.TableTopic(engine.ReadModelGroup(c.group, n.Name)), codec: documentJSON{}})
+	t := viewedTable{route: "GET /read-models/" + n.Name + "/{key}",
+		topic: engine.TableTopic(engine.ReadModelGroup(c.group, n.Name)), codec: documentJSON{}}
+	if n.Consistent {
+		t.topic, t.consistent = engine.ConsistentTopic(c.group, n.Name), n.Name
+	}
+	c.tables = append(c.tables, t)
 	return nil
 }
 

@@ -33,7 +33,8 @@ type ConsistentTable[V any] struct {
 	topic   string
 	brokers []string
 	sarama  *sarama.Config
-	model   *topologies.ReadModelNode[V]
+	model   string
+	decode  func(json.RawMessage) (V, error)
 	cfg     tableConfig
 
 	running   atomic.Bool
@@ -63,6 +64,17 @@ func ConsistentReadModel[V any](brokers []string, group string, model *topologie
 	if rm, _ := model.Engine().(*engine.ReadModel); rm == nil || !rm.Consistent {
 		return nil, fmt.Errorf("read model %s is not transaction-consistent: declare it with topologies.Consistent[V]() among its parts, or read it with views.ReadModel", model.Name())
 	}
+	return newConsistentTable(brokers, group, model.Name(), model.Document, opts)
+}
+
+// ConsistentDocuments is [ConsistentReadModel] for the read model named
+// model, its documents as JSON: for serving read models whose document type
+// the server does not know.
+func ConsistentDocuments(brokers []string, group, model string, opts ...TableOption) (*ConsistentTable[json.RawMessage], error) {
+	return newConsistentTable(brokers, group, model, func(doc json.RawMessage) (json.RawMessage, error) { return doc, nil }, opts)
+}
+
+func newConsistentTable[V any](brokers []string, group, model string, decode func(json.RawMessage) (V, error), opts []TableOption) (*ConsistentTable[V], error) {
 	cfg := tableConfig{sarama: saramaConfig()}
 	for _, o := range opts {
 		o(&cfg)
@@ -75,8 +87,8 @@ func ConsistentReadModel[V any](brokers []string, group string, model *topologie
 	}
 	sc := *cfg.sarama
 	sc.Metadata.AllowAutoTopicCreation = false
-	return &ConsistentTable[V]{topic: engine.ConsistentTopic(group, model.Name()), brokers: brokers, sarama: &sc, model: model,
-		cfg: cfg, docs: map[string]consistentDoc[V]{}}, nil
+	return &ConsistentTable[V]{topic: engine.ConsistentTopic(group, model), brokers: brokers, sarama: &sc, model: model,
+		decode: decode, cfg: cfg, docs: map[string]consistentDoc[V]{}}, nil
 }
 
 // Topic implements [View]: the topic the read model's gate publishes to.
@@ -101,7 +113,7 @@ func (t *ConsistentTable[V]) Run(ctx context.Context) error {
 	defer client.Close()
 	if _, err := client.Partitions(t.topic); err != nil {
 		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-			return fmt.Errorf("table topic %s does not exist in Kafka at %v: the processor of the read model %s creates it when it starts; start that processor first, or check the group name", t.topic, t.brokers, t.model.Name())
+			return fmt.Errorf("table topic %s does not exist in Kafka at %v: the processor of the transaction-consistent read model %s creates it when it starts; start that processor first, or check the group name", t.topic, t.brokers, t.model)
 		}
 		return fmt.Errorf("table %s: partitions: %w", t.topic, err)
 	}
@@ -174,7 +186,7 @@ func (t *ConsistentTable[V]) commit(docs []*sarama.ConsumerMessage, marker *sara
 		}
 		d := consistentDoc[V]{version: p.Version}
 		if st.Document != nil {
-			v, err := t.model.Document(st.Document)
+			v, err := t.decode(st.Document)
 			if err != nil {
 				return fmt.Errorf("table %s: key %q: %w", t.topic, msg.Key, err)
 			}
