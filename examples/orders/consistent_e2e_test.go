@@ -2,8 +2,11 @@ package orders_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -129,6 +132,33 @@ func TestConsistentReadModelNeverShowsHalfATransaction(t *testing.T) {
 	}, running, func() string { return fmt.Sprintf("view has %d summaries, SQL %d", len(got()), len(want)) })
 	close(stopReaders)
 	readers.Wait()
+
+	// Served over HTTP as any table is.
+	mux := http.NewServeMux()
+	mux.Handle("GET /order-summaries/{id}", views.Lookup(consistent, views.PathInt("id")))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for id, o := range want {
+		res, err := http.Get(srv.URL + "/order-summaries/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var served orders.OrderSummary
+		err = json.NewDecoder(res.Body).Decode(&served)
+		res.Body.Close()
+		if served.CreatedAt = served.CreatedAt.UTC(); err != nil || res.StatusCode != http.StatusOK || !reflect.DeepEqual(served, o) {
+			t.Fatalf("GET /order-summaries/%s: %d %+v (%v), want %+v", id, res.StatusCode, served, err, o)
+		}
+		break
+	}
+	res, err := http.Get(srv.URL + "/order-summaries/999999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET a missing summary: %s, want 404", res.Status)
+	}
 	_, txs := consistent.Version()
 	t.Logf("%d transactions (%d orders at the end); consistent view: %d transactions taken in, %d reader passes saw %d summaries, %d of them half a transaction; plain read model: %d summaries seen, %d half a transaction",
 		transactions, len(want), txs, passes.Load(), seen.Load(), broken.Load(), plainSeen.Load(), plainBroken.Load())
