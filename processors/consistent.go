@@ -20,14 +20,18 @@ import (
 //	<group>-<name>-ends   reads the transaction topic and sends the gate
 //	                      each transaction's END record: its changes per
 //	                      table;
-//	<group>-<name>-gate   reads the one-partition topic <group>-<name>-gate-in
-//	                      the stages send it the credit of the messages they
-//	                      handled on, with the documents they made; keeps
-//	                      each transaction in flight in its table, and, once
-//	                      a transaction's credit is all back, publishes its
-//	                      documents, then a commit marker, to the compacted
-//	                      one-partition topic <group>-<name>-consistent
-//	                      (views.ConsistentReadModel reads it).
+//	<group>-<name>-gate   reads the one-partition topic <group>-<name>-gate-in,
+//	                      on which the stages send it the credit of the
+//	                      messages they handled, with the messages the model
+//	                      stage applied; keeps each transaction in flight, the
+//	                      order of the END records and its own copy of the
+//	                      documents in its table; once a transaction's credit
+//	                      is all back and every transaction committed before
+//	                      it was published, applies its messages to its copy
+//	                      of the documents and publishes them, then a commit
+//	                      marker, to the compacted one-partition topic
+//	                      <group>-<name>-consistent (views.ConsistentReadModel
+//	                      reads it).
 //
 // See engine.Credit for how the credit tells that a transaction is through.
 
