@@ -24,8 +24,12 @@ import (
 // read model's gate. The transaction topic's END record says how many
 // changes of each table the transaction holds, so the gate knows the credit
 // the transaction's changes started with; when it has recovered all of it,
-// nothing of the transaction is left in flight, and it publishes the
-// documents the transaction changed, together, to the consistent topic.
+// nothing of the transaction is left in flight. The gate then waits for the
+// transactions committed before it (the END records come in commit order),
+// applies the messages the model stage applied to its own copy of the
+// documents, and publishes the documents the transaction changed, together,
+// to the consistent topic. It keeps its own copy because the model stage's
+// documents may already hold changes of later transactions still in flight.
 
 // CreditUnit is the credit one change starts with at one stage reading it:
 // a message split among k others gives each 1/k of its own, so a change's
