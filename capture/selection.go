@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -77,10 +78,13 @@ func resolveTables(ctx context.Context, conn *pgx.Conn, include, exclude []strin
 	slices.Sort(out)
 	out = slices.Compact(out)
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no table matches --tables %v (minus --exclude-tables %v); check the patterns", include, exclude)
+		return nil, fmt.Errorf("%w --tables %v (minus --exclude-tables %v); check the patterns", errNoTableMatches, include, exclude)
 	}
 	return out, nil
 }
+
+// errNoTableMatches: the table patterns match no table.
+var errNoTableMatches = errors.New("no table matches")
 
 // columnRule is what happens to one column.
 type columnRule int

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -41,8 +42,14 @@ func (c *Capture) refreshDue(now time.Time) bool {
 func (c *Capture) newTables(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 	c.refresh.next = time.Now().Add(c.cfg.TableRefreshInterval)
 	tables, err := resolveTables(ctx, conn, c.cfg.Tables, c.cfg.ExcludeTables)
-	if err != nil {
-		return nil, nil // no table matches any more: nothing new
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, errNoTableMatches):
+		return nil, nil // the tables captured were dropped: nothing new
+	case err != nil:
+		c.log.Warn("looking for new tables matching --tables failed; looking again later", "err", err)
+		return nil, nil
 	}
 	var added []string
 	for _, t := range tables {
