@@ -182,7 +182,9 @@ func (c *Capture) Restart() error { return c.ctl.request(func() { c.ctl.restart.
 
 // Tables returns the captured tables, schema.table: those of Config.Tables
 // as Run resolved them, with the tables of a pattern created since. Before
-// Run resolved them it returns nil.
+// Run resolved them it returns nil. A new table is listed as soon as capture
+// decided to add it, before its snapshot is taken and streaming goes on:
+// Status tells when capture streams again (Restarts counts the restart).
 func (c *Capture) Tables() []string {
 	c.ctl.mu.Lock()
 	defer c.ctl.mu.Unlock()
