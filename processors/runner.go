@@ -14,6 +14,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/internal/kafkahash"
+	"github.com/cdcflow/cdcflow/internal/memstore"
 	"github.com/cdcflow/cdcflow/processors/pgsink"
 	"github.com/cdcflow/cdcflow/processors/redismetrics"
 	"github.com/cdcflow/cdcflow/processors/searchindex"
@@ -440,7 +441,7 @@ func (p *Processor) gokaOptions() ([]goka.ProcessorOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := storage.MemoryBuilder()
+	store := memstore.Builder() // goka's own memory storage sorts every key on every new key
 	if p.cfg.StateDir != "" {
 		store = storage.DefaultBuilder(p.cfg.StateDir)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/cdcflow/cdcflow/internal/kafkahash"
+	"github.com/cdcflow/cdcflow/internal/memstore"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 )
@@ -111,7 +112,7 @@ func WithTester(t goka.Tester) TableOption {
 // your own must write its table so too (goka.WithHasher with a murmur2
 // hash), not with goka's default FNV-1a.
 func NewTable[V any](brokers []string, topic goka.Table, opts ...TableOption) (*Table[V], error) {
-	cfg := tableConfig{codec: JSON[V]{}, storage: storage.MemoryBuilder(), sarama: saramaConfig()}
+	cfg := tableConfig{codec: JSON[V]{}, storage: memstore.Builder(), sarama: saramaConfig()}
 	for _, o := range opts {
 		o(&cfg)
 	}
