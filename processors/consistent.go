@@ -137,7 +137,7 @@ func (p *Processor) endsCallback(gateIn goka.Stream) goka.ProcessCallback {
 		for _, dc := range rec.DataCollections {
 			end.Counts[dc.DataCollection] += dc.EventCount
 		}
-		gctx.Emit(gateIn, "tx:"+xid, &engine.GateMsg{End: end})
+		gctx.Emit(gateIn, engine.GateSeqKey, &engine.GateMsg{End: end, Tx: "tx:" + xid})
 	}
 }
 
@@ -153,15 +153,38 @@ func (p *Processor) gateCallback(node *engine.ReadModel, readers map[string]int)
 	return func(gctx goka.Context, m *engine.GateMsg) {
 		key := gctx.Key()
 		switch {
+		case key == engine.GateSeqKey:
+			seq := gateTableValue[engine.GateSeq](p, gctx)
+			if seq == nil {
+				seq = &engine.GateSeq{}
+			}
+			if n, ok := seq.Number(m.End); ok {
+				gctx.Loopback(m.Tx, &engine.GateMsg{End: m.End, Seq: n})
+				gctx.SetValue(seq)
+			}
 		case key == engine.GateOrderKey:
 			order := gateTableValue[engine.GateOrder](p, gctx)
 			if order == nil {
 				order = &engine.GateOrder{}
 			}
-			for _, tx := range order.Next(*m) {
-				gctx.Loopback(tx, &engine.GateMsg{Release: true})
+			for _, seq := range order.Complete(m.Seq) {
+				gctx.Loopback(engine.GateNumberKey(seq), &engine.GateMsg{Release: true})
 			}
 			gctx.SetValue(order)
+		case strings.HasPrefix(key, "seq:"):
+			// A complete transaction's name, kept under its number until
+			// its turn. The transaction sends it here before it tells the
+			// order, on the one loopback partition, so it is here before
+			// the order releases it.
+			switch {
+			case m.Complete != "":
+				gctx.SetValue(m)
+			case m.Release:
+				if kept := gateTableValue[engine.GateMsg](p, gctx); kept != nil {
+					gctx.Loopback(kept.Complete, &engine.GateMsg{Release: true})
+				}
+				gctx.Delete()
+			}
 		case key == engine.GateCommitKey:
 			gctx.Emit(out, engine.CommitKey, &engine.Published{Tx: m.Tx, Docs: m.Docs})
 		case strings.HasPrefix(key, "doc:"):
@@ -191,9 +214,6 @@ func (p *Processor) gateCallback(node *engine.ReadModel, readers map[string]int)
 			}
 			gctx.Delete()
 		default: // a transaction's credit, or its END record
-			if m.End != nil && strings.HasPrefix(key, "tx:") {
-				gctx.Loopback(engine.GateOrderKey, &engine.GateMsg{Enqueue: key, EndLSN: m.End.LSN})
-			}
 			next, complete, err := engine.Gate(gateTableValue[engine.GateState](p, gctx), *m, readers)
 			if err != nil {
 				raw, _ := json.Marshal(m)
@@ -212,7 +232,8 @@ func (p *Processor) gateCallback(node *engine.ReadModel, readers map[string]int)
 				return
 			}
 			if complete {
-				gctx.Loopback(engine.GateOrderKey, &engine.GateMsg{Complete: key})
+				gctx.Loopback(engine.GateNumberKey(next.Seq), &engine.GateMsg{Complete: key})
+				gctx.Loopback(engine.GateOrderKey, &engine.GateMsg{Seq: next.Seq})
 			}
 			gctx.SetValue(next)
 		}

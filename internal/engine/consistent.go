@@ -75,32 +75,38 @@ func (c *Credit) Split(k int) []*Credit {
 
 // GateMsg is a message of a consistent read model's gate. Its table keeps,
 // under keys of their own, each transaction in flight (its Credit.Tx), the
-// order transactions committed in (GateOrderKey), and its own copy of each
-// document (GateDocKey), which it changes only with complete transactions,
-// in the order they committed.
+// numbering of END records in commit order (GateSeqKey), which complete
+// transactions wait for earlier ones (GateOrderKey), and its own copy of
+// each document (GateDocKey), which it changes only with complete
+// transactions, in the order they committed. Each of these values stays
+// small however long the backlog: a transaction's own state, a counter,
+// the next transaction to release and a bit per complete one after it.
 type GateMsg struct {
 	// Credit is credit a stage recovered, with the message the model stage
 	// applied, if it did (Key names its document).
 	Credit *Credit   `json:"credit,omitempty"`
 	Key    string    `json:"key,omitempty"`
 	Msg    *ModelMsg `json:"msg,omitempty"`
-	End    *GateEnd  `json:"end,omitempty"`
-	// Enqueue (to GateOrderKey) is the transaction an END record ended,
-	// in commit order; Complete, one whose credit is all back.
-	Enqueue  string     `json:"enqueue,omitempty"`
-	Complete string     `json:"complete,omitempty"`
-	EndLSN   change.LSN `json:"end_lsn,omitempty"` // with Enqueue: the END record's LSN
-	// Release (to a transaction) says that every transaction committed
-	// before it was published: it is its turn.
+	// End is a transaction's END record: to GateSeqKey with Tx, the
+	// transaction it ends; then to the transaction with Seq, its number in
+	// commit order.
+	End *GateEnd `json:"end,omitempty"`
+	Seq int64    `json:"seq,omitempty"`
+	// Complete (to GateNumberKey, then to GateOrderKey with Seq) is a
+	// transaction whose credit is all back.
+	Complete string `json:"complete,omitempty"`
+	// Release (to GateNumberKey, then to the transaction) says that every
+	// transaction committed before it was published: it is its turn.
 	Release bool `json:"release,omitempty"`
-	// Tx (to a document, with Msg; to GateCommitKey, with Docs) is the
-	// transaction being published.
+	// Tx (to GateSeqKey, with End; to a document, with Msg; to
+	// GateCommitKey, with Docs) is a transaction.
 	Tx   string `json:"tx,omitempty"`
 	Docs int    `json:"docs,omitempty"`
 }
 
-// Keys of a gate's table besides the transactions'.
+// Keys of a gate's table besides the transactions' and the documents'.
 const (
+	GateSeqKey    = "seq"
 	GateOrderKey  = "order"
 	GateCommitKey = "commit"
 )
@@ -115,38 +121,84 @@ type GateEnd struct {
 	LSN    change.LSN       `json:"lsn"` // the end of the transaction
 }
 
-// GateOrder is the order transactions committed in, of those not yet
-// published, and which of them are complete.
-type GateOrder struct {
-	Queue    []string        `json:"queue,omitempty"`
-	Complete map[string]bool `json:"complete,omitempty"`
-	// Last is the LSN of the last END record enqueued: one at or before it
+// GateSeq numbers END records in commit order (they come in it).
+type GateSeq struct {
+	Next int64 `json:"next"`
+	// Last is the LSN of the last END record numbered: one at or before it
 	// is an END record read again (the ends group was restarted), whose
-	// transaction is in the queue or was published.
+	// transaction has its number already.
 	Last change.LSN `json:"last,omitempty"`
 }
 
-// Next records m (an Enqueue or a Complete) and returns the transactions
-// whose turn it now is, in order.
-func (o *GateOrder) Next(m GateMsg) []string {
-	if m.Enqueue != "" && m.EndLSN > o.Last {
-		o.Queue = append(o.Queue, m.Enqueue)
-		o.Last = m.EndLSN
+// Number returns the number of the END record end, and false for one read
+// again.
+func (q *GateSeq) Number(end *GateEnd) (int64, bool) {
+	if end.LSN <= q.Last {
+		return 0, false
 	}
-	if m.Complete != "" {
-		if o.Complete == nil {
-			o.Complete = map[string]bool{}
-		}
-		o.Complete[m.Complete] = true
+	q.Last = end.LSN
+	q.Next++
+	return q.Next - 1, true
+}
+
+// GateOrder releases complete transactions in commit order: Next is the
+// number of the next to release; Done has a bit set for each complete
+// transaction after it (bit i: number Next+i), so that it stays a few
+// kilobytes however far the completions run ahead of Next. The gate keeps
+// the name of a complete transaction under its number (GateNumberKey).
+type GateOrder struct {
+	Next int64    `json:"next"`
+	Done []uint64 `json:"done,omitempty"`
+}
+
+// Complete records that the transaction number seq is complete and returns
+// the numbers whose turn it now is, in order (none for a number released
+// before: a message handled twice).
+func (o *GateOrder) Complete(seq int64) []int64 {
+	if seq < o.Next {
+		return nil
 	}
-	var turn []string
-	for len(o.Queue) > 0 && o.Complete[o.Queue[0]] {
-		turn = append(turn, o.Queue[0])
-		delete(o.Complete, o.Queue[0])
-		o.Queue = o.Queue[1:]
+	i := seq - o.Next
+	for int64(len(o.Done)) <= i/64 {
+		o.Done = append(o.Done, 0)
 	}
+	o.Done[i/64] |= 1 << (i % 64)
+	n := int64(0) // how many complete from Next on
+	for n/64 < int64(len(o.Done)) && o.Done[n/64]&(1<<(n%64)) != 0 {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	turn := make([]int64, n)
+	for k := range turn {
+		turn[k] = o.Next + int64(k)
+	}
+	o.Next += n
+	o.Done = shiftBits(o.Done, n)
 	return turn
 }
+
+// shiftBits drops the first n bits of bits.
+func shiftBits(bits []uint64, n int64) []uint64 {
+	words, rem := n/64, uint(n%64)
+	bits = bits[words:]
+	out := make([]uint64, len(bits))
+	for i := range bits {
+		out[i] = bits[i] >> rem
+		if rem > 0 && i+1 < len(bits) {
+			out[i] |= bits[i+1] << (64 - rem)
+		}
+	}
+	for len(out) > 0 && out[len(out)-1] == 0 {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// GateNumberKey is the key the name of the complete transaction number seq
+// is kept under until its turn.
+func GateNumberKey(seq int64) string { return "seq:" + strconv.FormatInt(seq, 10) }
 
 // GateState is what the gate knows of one transaction still in flight.
 type GateState struct {
@@ -154,6 +206,7 @@ type GateState struct {
 	// once its END record arrived (Ended).
 	Expected uint64 `json:"expected,omitempty"`
 	Ended    bool   `json:"ended,omitempty"`
+	Seq      int64  `json:"seq,omitempty"` // the END record's number
 	Units    uint64 `json:"units"`
 	// Complete: all of the credit is back; the transaction waits for its
 	// turn.
@@ -228,7 +281,7 @@ func Gate(st *GateState, m GateMsg, readers map[string]int) (next *GateState, co
 		if st.Ended {
 			return st, false, nil
 		}
-		st.Ended = true
+		st.Ended, st.Seq = true, m.Seq
 		for table, count := range m.End.Counts {
 			st.Expected += uint64(count) * uint64(readers[table]) * CreditUnit
 		}

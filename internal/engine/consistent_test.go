@@ -63,30 +63,48 @@ func TestGateCompletesOnlyWithAllTheCredit(t *testing.T) {
 	}
 }
 
-// TestGateOrderReleasesInCommitOrder: transactions are released in the
-// order their END records came, each once complete and every one before it
-// released; an END record read again is not queued again.
+// TestGateOrderReleasesInCommitOrder: END records are numbered in the order
+// they come, one read again not anew; complete transactions are released
+// in that order, each once every one before it was, many at once when the
+// one they waited for completes.
 func TestGateOrderReleasesInCommitOrder(t *testing.T) {
-	var o GateOrder
-	steps := []struct {
-		m    GateMsg
-		want []string
-	}{
-		{GateMsg{Complete: "tx:2"}, nil}, // complete before its END was queued
-		{GateMsg{Enqueue: "tx:1", EndLSN: 10}, nil},
-		{GateMsg{Enqueue: "tx:2", EndLSN: 20}, nil},
-		{GateMsg{Enqueue: "tx:3", EndLSN: 30}, nil},
-		{GateMsg{Complete: "tx:1"}, []string{"tx:1", "tx:2"}},
-		{GateMsg{Enqueue: "tx:2", EndLSN: 20}, nil}, // read again
-		{GateMsg{Complete: "tx:3"}, []string{"tx:3"}},
-	}
-	for i, s := range steps {
-		if got := o.Next(s.m); !slices.Equal(got, s.want) {
-			t.Fatalf("step %d (%+v): released %v, want %v", i, s.m, got, s.want)
+	var q GateSeq
+	for i, lsn := range []change.LSN{10, 20, 20, 15, 30} {
+		n, ok := q.Number(&GateEnd{LSN: lsn})
+		want, wantOK := map[int]int64{0: 0, 1: 1, 4: 2}[i]
+		if ok != wantOK || n != want {
+			t.Fatalf("END %d (LSN %d): number %d, %v; want %d, %v", i, lsn, n, ok, want, wantOK)
 		}
 	}
-	if len(o.Queue) != 0 || len(o.Complete) != 0 {
-		t.Fatalf("order left %+v", o)
+	var o GateOrder
+	steps := []struct {
+		seq  int64
+		want []int64
+	}{
+		{1, nil}, // complete before the transaction committed before it
+		{3, nil},
+		{0, []int64{0, 1}},
+		{0, nil}, // released before
+		{130, nil},
+		{2, []int64{2, 3}},
+	}
+	for i, s := range steps {
+		if got := o.Complete(s.seq); !slices.Equal(got, s.want) {
+			t.Fatalf("step %d (#%d): released %v, want %v", i, s.seq, got, s.want)
+		}
+	}
+	if o.Next != 4 {
+		t.Fatalf("next %d, want 4", o.Next)
+	}
+	// The rest complete in reverse: all go at once when 4 does, 130 last.
+	for seq := int64(129); seq > 4; seq-- {
+		if got := o.Complete(seq); got != nil {
+			t.Fatalf("#%d released %v before #4", seq, got)
+		}
+	}
+	got := o.Complete(4)
+	if len(got) != 127 || got[0] != 4 || got[126] != 130 || o.Next != 131 || len(o.Done) != 0 {
+		t.Fatalf("released %d (%v…), next %d, done %v", len(got), got[:min(3, len(got))], o.Next, o.Done)
 	}
 }
 
