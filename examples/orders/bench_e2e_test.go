@@ -14,6 +14,7 @@ import (
 	"github.com/cdcflow/cdcflow/change"
 	"github.com/cdcflow/cdcflow/examples/orders"
 	"github.com/cdcflow/cdcflow/internal/bench"
+	"github.com/cdcflow/cdcflow/internal/engine"
 	"github.com/cdcflow/cdcflow/internal/testenv"
 	"github.com/cdcflow/cdcflow/processors"
 	"github.com/cdcflow/cdcflow/serde"
@@ -41,6 +42,8 @@ const benchPartitions = 4
 //	metrics: orders.Metrics (Redis series and windows)
 //	search:  orders.Search (Elasticsearch index)
 //	summaries: orders.Summaries (the order summaries read model)
+//	summaries-consistent: the same read model, transaction-consistent
+//	  (orders.ConsistentSummaryNode), until its gate published every change
 //
 // The topic holds N Debezium-Avro order changes (inserts, then an update
 // of each order's status and amount, then deletes of a tenth of them),
@@ -68,12 +71,27 @@ func BenchmarkOrdersProcessing(b *testing.B) {
 	}
 	stem := fmt.Sprintf("bench_%d_%d", time.Now().Unix(), rand.IntN(1_000_000))
 	topic := fillOrderChanges(ctx, b, brokers, reg, stem, n)
+	// The read models' line items and customers topics are there, empty.
+	others := []string{serde.Topic(stem, stem, "order_items"), serde.Topic(stem, stem, "customers")}
+	for _, t := range others {
+		createTopic(ctx, b, brokers, t, benchPartitions)
+	}
 	b.Cleanup(func() {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-		if err == nil {
-			kadm.NewClient(cl).DeleteTopics(context.Background(), topic, stem+".metrics.dlq", stem+".search.dlq")
-			cl.Close()
+		if err != nil {
+			return
 		}
+		defer cl.Close()
+		adm := kadm.NewClient(cl)
+		topics := append(others, topic, serde.TransactionTopic(stem))
+		if listed, err := adm.ListTopics(context.Background()); err == nil {
+			for _, t := range listed.Names() {
+				if strings.HasPrefix(t, stem+"-") || strings.HasPrefix(t, stem+".") && strings.HasSuffix(t, ".dlq") {
+					topics = append(topics, t) // the runs' tables, updates and gate topics; dead letters
+				}
+			}
+		}
+		adm.DeleteTopics(context.Background(), topics...)
 	})
 	changes := n // every record is a change; tombstones come on top
 	bare := bareConsume(ctx, b, brokers, reg, topic, changes)
@@ -114,30 +132,23 @@ func BenchmarkOrdersProcessing(b *testing.B) {
 	})
 	b.Run("summaries", func(b *testing.B) {
 		// The read model of order summaries (its join and model stages,
-		// goka tables): each order change makes one model update. Its line
-		// items and customers topics are there, empty.
-		others := []string{serde.Topic(stem, stem, "order_items"), serde.Topic(stem, stem, "customers")}
-		for _, t := range others {
-			createTopic(ctx, b, brokers, t, benchPartitions)
-		}
-		b.Cleanup(func() {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-			if err != nil {
-				return
-			}
-			defer cl.Close()
-			adm := kadm.NewClient(cl)
-			topics := append(others, stem+".summaries.dlq")
-			if listed, err := adm.ListTopics(context.Background()); err == nil {
-				for _, t := range listed.Names() {
-					if strings.HasPrefix(t, stem+"-summaries") { // the runs' tables and updates topics
-						topics = append(topics, t)
-					}
-				}
-			}
-			adm.DeleteTopics(context.Background(), topics...)
-		})
+		// goka tables): each order change makes one model update.
 		run(b, "summaries", 1, func(string) *topologies.Topology { return orders.Summaries(stem, stem, "") }, processors.Config{})
+	})
+	b.Run("summaries-consistent", func(b *testing.B) {
+		// The same read model, transaction-consistent: each change is a
+		// transaction of its own, published by the gate as a document and a
+		// commit marker. The rate counts from the first change the read
+		// model handled to the last change the gate published.
+		for i := range b.N {
+			run := fmt.Sprintf("%s-consistent-%d", stem, i)
+			cfg := processors.Config{Brokers: brokers, Decoder: serde.NewDecoder(reg), Group: run, DeadLetterTopic: stem + ".consistent.dlq"}
+			node := orders.ConsistentSummaryNode(stem, stem)
+			rate, start := runConsistent(ctx, b, topologies.New("consistent", node), cfg, engine.ConsistentTopic(run, node.Name()), changes)
+			b.ReportMetric(rate, "records/s")
+			b.ReportMetric(start.Seconds(), "start_s")
+			b.ReportMetric(rate/bare, "x_bare")
+		}
 	})
 }
 
@@ -193,7 +204,8 @@ func fillOrderChanges(ctx context.Context, b *testing.B, brokers []string, reg *
 	}
 	defer cl.Close()
 	createTopic(ctx, b, brokers, topic, benchPartitions)
-	orderCount := n * 10 / 21 // inserts + updates + a tenth deleted
+	createTopic(ctx, b, brokers, serde.TransactionTopic(stem), 1) // each change a transaction of its own, with its END record
+	orderCount := n * 10 / 21                                     // inserts + updates + a tenth deleted
 	day := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
 	lsn := change.LSN(0x1000000)
 	row := func(id int, status string, cents int64) change.Row {
@@ -213,6 +225,12 @@ func fillOrderChanges(ctx context.Context, b *testing.B, brokers []string, reg *
 			b.Fatalf("encode change %d: %v", i, err)
 		}
 		records = append(records, &kgo.Record{Topic: topic, Key: e.Key, Value: e.Value})
+		end, err := enc.EncodeTransaction(ctx, serde.TransactionRecord{Status: serde.TransactionEnd, ID: ev.Transaction.ID,
+			TsMs: ev.TsMs, EventCount: 1, DataCollections: []serde.DataCollectionCount{{DataCollection: stem + ".orders", EventCount: 1}}})
+		if err != nil {
+			b.Fatalf("encode END record %d: %v", i, err)
+		}
+		records = append(records, &kgo.Record{Topic: end.Topic, Key: end.Key, Value: end.Value})
 		if ev.Op == change.OpDelete {
 			t, err := enc.Tombstone(ctx, &table, ev)
 			if err != nil {
@@ -254,6 +272,53 @@ func bareConsume(ctx context.Context, b *testing.B, brokers []string, reg *sr.Cl
 // and how long the processor took from Run to its first change.
 func runTopology(ctx context.Context, b *testing.B, topo *topologies.Topology, cfg processors.Config, nodes, changes int) (float64, time.Duration) {
 	want := int64(nodes * changes)
+	var first int64
+	elapsed, start := runProcessor(ctx, b, topo, cfg, func(st processors.Stats) (bool, string) {
+		if first == 0 {
+			first = st.Changes
+		}
+		if st.DeadLetters > 0 || st.Duplicates > 0 {
+			b.Fatalf("%s: %+v: the benchmark's changes apply once each", topo.Name, st)
+		}
+		return st.Changes >= want, fmt.Sprintf("handled %d of %d changes", st.Changes, want)
+	})
+	return float64(want-first) / float64(nodes) / elapsed.Seconds(), start
+}
+
+// runConsistent runs topo, whose one read model is transaction-consistent
+// and publishes to the consistent topic out, until the gate published every
+// change (a document and a commit marker each), and returns the rate from
+// the first change handled to the last published, and how long the
+// processor took to handle the first.
+func runConsistent(ctx context.Context, b *testing.B, topo *topologies.Topology, cfg processors.Config, out string, changes int) (float64, time.Duration) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	want, published, asked := int64(2*changes), int64(0), time.Time{}
+	elapsed, start := runProcessor(ctx, b, topo, cfg, func(st processors.Stats) (bool, string) {
+		if st.DeadLetters > 0 {
+			b.Fatalf("%s: %+v: the benchmark's changes apply once each", topo.Name, st)
+		}
+		if time.Since(asked) > 20*time.Millisecond {
+			asked = time.Now()
+			if ends, err := adm.ListEndOffsets(ctx, out); err == nil {
+				published = 0
+				ends.Each(func(o kadm.ListedOffset) { published += o.Offset })
+			}
+		}
+		return published >= want, fmt.Sprintf("published %d of %d records", published, want)
+	})
+	return float64(changes) / elapsed.Seconds(), start
+}
+
+// runProcessor runs topo until finished, asked every 5ms once the
+// processor handled a change, says it is (or it says why not, for a
+// timeout after 15 minutes), and returns how long that took from the first
+// change handled, and how long the processor took from Run to that change.
+func runProcessor(ctx context.Context, b *testing.B, topo *topologies.Topology, cfg processors.Config, finished func(processors.Stats) (bool, string)) (time.Duration, time.Duration) {
 	b.Helper()
 	proc, err := processors.NewProcessor(topo, cfg)
 	if err != nil {
@@ -270,19 +335,17 @@ func runTopology(ctx context.Context, b *testing.B, topo *topologies.Topology, c
 		}
 	}()
 	var start time.Time
-	var first int64
+	progress := "handled no change"
 	deadline := time.Now().Add(15 * time.Minute)
 	for {
-		st := proc.Stats()
-		if start.IsZero() && st.Changes > 0 {
-			start, first = time.Now(), st.Changes
-		}
-		if st.Changes >= want {
-			elapsed := time.Since(start)
-			if st.DeadLetters > 0 || st.Duplicates > 0 {
-				b.Fatalf("%s: %+v: the benchmark's changes apply once each", topo.Name, st)
+		if st := proc.Stats(); st.Changes > 0 {
+			if start.IsZero() {
+				start = time.Now()
 			}
-			return float64(st.Changes-first) / float64(nodes) / elapsed.Seconds(), start.Sub(began)
+			var ok bool
+			if ok, progress = finished(st); ok {
+				return time.Since(start), start.Sub(began)
+			}
 		}
 		select {
 		case err := <-done:
@@ -291,7 +354,7 @@ func runTopology(ctx context.Context, b *testing.B, topo *topologies.Topology, c
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("%s: handled %d of %d changes in 15 minutes", topo.Name, st.Changes, want)
+			b.Fatalf("%s: %s in 15 minutes", topo.Name, progress)
 		}
 	}
 }
