@@ -222,8 +222,20 @@ func (f *fixture) reader(topic string) *kgo.Client {
 }
 
 // consumeAtLeast reads records of topic with read_committed isolation until
-// it has n, then what else arrives within linger.
+// it has n, then what else arrives within linger; it fails the test if
+// fewer than n arrive within timeout.
 func (f *fixture) consumeAtLeast(topic string, n int, timeout, linger time.Duration) []record {
+	f.t.Helper()
+	out := f.consumeUpTo(topic, n, timeout, linger)
+	if len(out) < n {
+		f.t.Fatalf("read %d of %d records from %s before timing out", len(out), n, topic)
+	}
+	return out
+}
+
+// consumeUpTo is consumeAtLeast that returns what it read when it times
+// out instead of failing, for the caller to say what is missing.
+func (f *fixture) consumeUpTo(topic string, n int, timeout, linger time.Duration) []record {
 	f.t.Helper()
 	cl := f.reader(topic)
 	defer cl.Close()
@@ -240,7 +252,7 @@ func (f *fixture) consumeAtLeast(topic string, n int, timeout, linger time.Durat
 		fs := cl.PollFetches(pctx)
 		pcancel()
 		if ctx.Err() != nil {
-			f.t.Fatalf("read %d of %d records from %s before timing out", len(out), n, topic)
+			return out
 		}
 		fs.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.DeadlineExceeded) {
