@@ -220,22 +220,23 @@ func (p *Processor) gateCallback(node *engine.ReadModel, readers map[string]int)
 				p.deadLetter(gctx, raw, nil, reasonMalformed, fmt.Errorf("read model %s gate: %w", node.Name, err))
 				return
 			}
-			switch {
-			case complete && next.Units > next.Expected:
+			if complete && next.Units > next.Expected {
 				p.cfg.Logger.Warn("a consistent read model's transaction got more credit back than its changes started with: a redelivered message took another path; the transaction is published",
 					"topology", p.topo.Name, "read_model", node.Name, "transaction", key)
+			}
+			switch {
 			case complete && !strings.HasPrefix(key, "tx:"):
 				// A change outside any transaction (a snapshot read) goes
 				// out as soon as it is through.
 				p.publish(gctx, next)
 				gctx.Delete()
-				return
-			}
-			if complete {
+			case complete:
 				gctx.Loopback(engine.GateNumberKey(next.Seq), &engine.GateMsg{Complete: key})
 				gctx.Loopback(engine.GateOrderKey, &engine.GateMsg{Seq: next.Seq})
+				gctx.SetValue(next)
+			default:
+				gctx.SetValue(next)
 			}
-			gctx.SetValue(next)
 		}
 	}
 }
