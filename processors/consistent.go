@@ -137,7 +137,7 @@ func (p *Processor) endsCallback(gateIn goka.Stream) goka.ProcessCallback {
 		for _, dc := range rec.DataCollections {
 			end.Counts[dc.DataCollection] += dc.EventCount
 		}
-		gctx.Emit(gateIn, engine.GateSeqKey, &engine.GateMsg{End: end, Tx: "tx:" + xid})
+		gctx.Emit(gateIn, engine.GateSeqKey, &engine.GateMsg{End: end, Tx: engine.TransactionKey(xid)})
 	}
 }
 
@@ -152,6 +152,7 @@ func (p *Processor) gateCallback(node *engine.ReadModel, readers map[string]int)
 	out := goka.Stream(engine.ConsistentTopic(p.group, node.Name))
 	return func(gctx goka.Context, m *engine.GateMsg) {
 		key := gctx.Key()
+		doc, isDoc := strings.CutPrefix(key, engine.GateDocPrefix)
 		switch {
 		case key == engine.GateSeqKey:
 			seq := gateTableValue[engine.GateSeq](p, gctx)
@@ -171,7 +172,7 @@ func (p *Processor) gateCallback(node *engine.ReadModel, readers map[string]int)
 				gctx.Loopback(engine.GateNumberKey(seq), &engine.GateMsg{Release: true})
 			}
 			gctx.SetValue(order)
-		case strings.HasPrefix(key, "seq:"):
+		case strings.HasPrefix(key, engine.GateNumberPrefix):
 			// A complete transaction's name, kept under its number until
 			// its turn. The transaction sends it here before it tells the
 			// order, on the one loopback partition, so it is here before
@@ -187,12 +188,12 @@ func (p *Processor) gateCallback(node *engine.ReadModel, readers map[string]int)
 			}
 		case key == engine.GateCommitKey:
 			gctx.Emit(out, engine.CommitKey, &engine.Published{Tx: m.Tx, Docs: m.Docs})
-		case strings.HasPrefix(key, "doc:"):
+		case isDoc:
 			if m.Msg == nil {
 				return
 			}
 			st := gateTableValue[engine.ModelState](p, gctx)
-			next, dup, err := node.Apply(strings.TrimPrefix(key, "doc:"), st, *m.Msg, time.Now().UnixMilli())
+			next, dup, err := node.Apply(doc, st, *m.Msg, time.Now().UnixMilli())
 			if err != nil {
 				p.fail(gctx, fmt.Errorf("read model %s gate: %w", node.Name, err))
 			}
@@ -207,7 +208,7 @@ func (p *Processor) gateCallback(node *engine.ReadModel, readers map[string]int)
 			if err != nil {
 				p.fail(gctx, fmt.Errorf("read model %s gate: encode the document of %s: %w", node.Name, key, err))
 			}
-			gctx.Emit(out, strings.TrimPrefix(key, "doc:"), &engine.Published{Tx: m.Tx, Version: st.Version, State: state})
+			gctx.Emit(out, doc, &engine.Published{Tx: m.Tx, Version: st.Version, State: state})
 		case m.Release:
 			if st := gateTableValue[engine.GateState](p, gctx); st != nil {
 				p.publish(gctx, st)
@@ -225,7 +226,7 @@ func (p *Processor) gateCallback(node *engine.ReadModel, readers map[string]int)
 					"topology", p.topo.Name, "read_model", node.Name, "transaction", key)
 			}
 			switch {
-			case complete && !strings.HasPrefix(key, "tx:"):
+			case complete && !strings.HasPrefix(key, engine.GateTxPrefix):
 				// A change outside any transaction (a snapshot read) goes
 				// out as soon as it is through.
 				p.publish(gctx, next)
@@ -254,8 +255,10 @@ func (p *Processor) publish(gctx goka.Context, st *engine.GateState) {
 	gctx.Loopback(engine.GateCommitKey, &engine.GateMsg{Tx: gctx.Key(), Docs: docs})
 }
 
-// gateStateCodec is the codec of a gate's table, whose values are of three
-// kinds (see engine.GateMsg): each is decoded in the callback, by key.
+// gateStateCodec is the codec of a gate's table, whose values are of a kind
+// per key (see engine.GateMsg: a transaction's GateState, the GateSeq, the
+// GateOrder, a waiting transaction's GateMsg, a document's ModelState):
+// each is decoded in the callback, by its key.
 type gateStateCodec struct{}
 
 func (gateStateCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }

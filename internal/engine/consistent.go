@@ -54,9 +54,9 @@ type Credit struct {
 func EntryCredit(stage, topic string, ev *change.Event) *Credit {
 	c := &Credit{Units: CreditUnit, ID: stage + "@" + topic + "@" + ev.Position.String()}
 	if ev.Transaction != nil && ev.Source.TxID != 0 {
-		c.Tx = "tx:" + strconv.FormatInt(ev.Source.TxID, 10)
+		c.Tx = TransactionKey(strconv.FormatInt(ev.Source.TxID, 10))
 	} else {
-		c.Tx = "pos:" + ev.Position.String() + ":" + topic
+		c.Tx = gatePosPrefix + ev.Position.String() + ":" + topic
 	}
 	return c
 }
@@ -111,8 +111,21 @@ const (
 	GateCommitKey = "commit"
 )
 
+// Prefixes of the gate's keys: a source transaction's, a document's, and a
+// complete transaction's number's (GateNumberKey).
+const (
+	GateTxPrefix     = "tx:"
+	GateDocPrefix    = "doc:"
+	GateNumberPrefix = "seq:"
+	gatePosPrefix    = "pos:" // a change outside any transaction
+)
+
+// TransactionKey is the gate's key of the source transaction xid: the
+// transaction of its changes' credit and of its END record.
+func TransactionKey(xid string) string { return GateTxPrefix + xid }
+
 // GateDocKey is the gate's key of the document key.
-func GateDocKey(key string) string { return "doc:" + key }
+func GateDocKey(key string) string { return GateDocPrefix + key }
 
 // GateEnd is a transaction's END record: its changes per table
 // ("schema.table").
@@ -198,7 +211,7 @@ func shiftBits(bits []uint64, n int64) []uint64 {
 
 // GateNumberKey is the key the name of the complete transaction number seq
 // is kept under until its turn.
-func GateNumberKey(seq int64) string { return "seq:" + strconv.FormatInt(seq, 10) }
+func GateNumberKey(seq int64) string { return GateNumberPrefix + strconv.FormatInt(seq, 10) }
 
 // GateState is what the gate knows of one transaction still in flight.
 type GateState struct {
@@ -294,7 +307,7 @@ func Gate(st *GateState, m GateMsg, readers map[string]int) (next *GateState, co
 		}
 		st.Seen[m.Credit.ID] = true
 		st.Units += m.Credit.Units
-		if tx := m.Credit.Tx; strings.HasPrefix(tx, "pos:") && !st.Ended {
+		if tx := m.Credit.Tx; strings.HasPrefix(tx, gatePosPrefix) && !st.Ended {
 			// A change outside any transaction is its own: the stages that
 			// read its table hold all of its credit.
 			topic := tx[strings.LastIndex(tx, ":")+1:]
