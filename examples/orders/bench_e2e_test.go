@@ -272,17 +272,18 @@ func bareConsume(ctx context.Context, b *testing.B, brokers []string, reg *sr.Cl
 // and how long the processor took from Run to its first change.
 func runTopology(ctx context.Context, b *testing.B, topo *topologies.Topology, cfg processors.Config, nodes, changes int) (float64, time.Duration) {
 	want := int64(nodes * changes)
-	var first int64
+	var first, last int64
 	elapsed, start := runProcessor(ctx, b, topo, cfg, func(st processors.Stats) (bool, string) {
 		if first == 0 {
 			first = st.Changes
 		}
+		last = st.Changes
 		if st.DeadLetters > 0 || st.Duplicates > 0 {
 			b.Fatalf("%s: %+v: the benchmark's changes apply once each", topo.Name, st)
 		}
 		return st.Changes >= want, fmt.Sprintf("handled %d of %d changes", st.Changes, want)
 	})
-	return float64(want-first) / float64(nodes) / elapsed.Seconds(), start
+	return float64(last-first) / float64(nodes) / elapsed.Seconds(), start
 }
 
 // runConsistent runs topo, whose one read model is transaction-consistent
